@@ -1,0 +1,458 @@
+"""The adaptation experiment: pretrain on regime A, switch to B, adapt online."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import multiprocessing
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._validation import (
+    NonFiniteError,
+    check_choice,
+    check_int_range,
+    check_positive,
+    resolve_dtype,
+)
+from ..cells import TanhRNNCell
+from ..learners import RecurrentModel, pretrain_bptt
+from ..tasks import ERROR_DENSITIES, TASKS, apply_error_density, make_task
+from ._learner_specs import OPTIMIZERS, LearnerSpec, build_learner
+from ._metrics import mean_std, recovery
+from ._store import ResultStore, config_key, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEARNERS = ("frozen", "readout", "sparse:k=0", "sparse", "exact")
+
+
+@dataclass
+class AdaptationConfig:
+    """Settings of one adaptation experiment; every field is a CLI flag."""
+
+    task: str = field(default="teacher", metadata={"help": "task name"})
+    task_options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "task constructor options"}
+    )
+    hidden_size: int = field(default=64, metadata={"help": "recurrent units n"})
+    k: int = field(default=4, metadata={"help": "paths per unit for 'sparse'"})
+    selection: str = field(default="random", metadata={"help": "path selection"})
+    keep_self: bool = field(default=False, metadata={"help": "always keep j = i"})
+    rescale: bool = field(default=False, metadata={"help": "scale kept paths by n/k"})
+    decay: float = field(default=1.0, metadata={"help": "influence trace decay"})
+    learners: tuple[str, ...] = field(
+        default=DEFAULT_LEARNERS, metadata={"help": "learner specs"}
+    )
+    full: str = field(default="exact", metadata={"help": "learner defining 100%"})
+    seeds: int = field(default=5, metadata={"help": "number of seeds"})
+    first_seed: int = field(default=0, metadata={"help": "first seed"})
+    optimizer: str = field(default="adam", metadata={"help": "adam or sgd"})
+    lr: float = field(default=1e-3, metadata={"help": "online learning rate"})
+    dtype: str = field(default="float32", metadata={"help": "float32 or float64"})
+    device: str = field(default="cpu", metadata={"help": "torch device"})
+    pretrain_iterations: int = field(default=400, metadata={"help": "BPTT steps"})
+    pretrain_window: int = field(default=100, metadata={"help": "BPTT window"})
+    pretrain_batch: int = field(default=32, metadata={"help": "BPTT batch"})
+    pretrain_lr: float = field(default=3e-3, metadata={"help": "BPTT Adam lr"})
+    warmup_steps: int = field(default=300, metadata={"help": "regime-A steps"})
+    adapt_steps: int = field(default=2000, metadata={"help": "regime-B steps"})
+    error_density: str = field(default="every", metadata={"help": "error density"})
+    error_period: int = field(default=10, metadata={"help": "periodic spacing"})
+    backend: str = field(default="auto", metadata={"help": "propagation kernel"})
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid setting."""
+        check_choice("task", self.task, TASKS)
+        check_int_range("hidden_size", self.hidden_size, 1, 100_000)
+        check_int_range("k", self.k, 0, self.hidden_size, f"for n={self.hidden_size}")
+        check_int_range("seeds", self.seeds, 1, 10_000)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_positive("lr", self.lr)
+        resolve_dtype(self.dtype)
+        check_int_range("warmup_steps", self.warmup_steps, 0, 10**9)
+        check_int_range("adapt_steps", self.adapt_steps, 1, 10**9)
+        check_int_range("pretrain_iterations", self.pretrain_iterations, 0, 10**9)
+        check_choice("error_density", self.error_density, ERROR_DENSITIES)
+        for spec in self.learner_specs():
+            if spec.name == "sparse":
+                k = spec.options.get("k", self.k)
+                check_int_range(
+                    "k", k, 0, self.hidden_size, f"for n={self.hidden_size}"
+                )
+        labels = [spec.label for spec in self.learner_specs()]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"learners must be distinct; got {labels}")
+
+    def learner_specs(self) -> list[LearnerSpec]:
+        """Parse ``learners``; a bare ``sparse`` gets this config's ``k``."""
+        specs = []
+        for text in self.learners:
+            spec = LearnerSpec.parse(text)
+            if spec.name == "sparse" and "k" not in spec.options:
+                spec = LearnerSpec("sparse", {**spec.options, "k": self.k})
+            specs.append(spec)
+        return specs
+
+    def learner_defaults(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "selection": self.selection,
+            "keep_self": self.keep_self,
+            "rescale": self.rescale,
+            "decay": self.decay,
+            "backend": self.backend,
+        }
+
+    def pretrain_key(self) -> str:
+        fields = (
+            "task task_options hidden_size dtype pretrain_iterations pretrain_window "
+            "pretrain_batch pretrain_lr"
+        ).split()
+        return config_key({name: getattr(self, name) for name in fields})
+
+    def run_key(self) -> str:
+        """Hash of every field that changes a run's result except the learner list."""
+        data = asdict(self)
+        for name in ("learners", "seeds", "first_seed"):
+            data.pop(name)
+        return config_key(data)
+
+
+def build_model(config: AdaptationConfig, task, seed: int) -> RecurrentModel:
+    """Build the RNN of ``config`` with weights drawn from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    cell = TanhRNNCell(
+        task.input_size,
+        config.hidden_size,
+        generator=generator,
+        dtype=resolve_dtype(config.dtype),
+        device=config.device,
+    )
+    return RecurrentModel(cell, task.output_size, generator=generator)
+
+
+def pretrained_model(
+    config: AdaptationConfig, task, seed: int, cache_dir: Path | None
+) -> RecurrentModel:
+    """Return the model of ``seed`` pretrained on regime A, cached in ``cache_dir``."""
+    model = build_model(config, task, seed)
+    path = None
+    if cache_dir is not None:
+        path = cache_dir / f"{config.pretrain_key()}-seed{seed}.pt"
+        if path.exists():
+            model.load_state_dict(torch.load(path, map_location=config.device))
+            return model
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    pretrain_bptt(
+        model,
+        task,
+        config.pretrain_iterations,
+        window=config.pretrain_window,
+        batch_size=config.pretrain_batch,
+        lr=config.pretrain_lr,
+        generator=generator,
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+    return model
+
+
+def run_seed(
+    config: AdaptationConfig,
+    seed: int,
+    root: str | None,
+    experiment: str = "adaptation",
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Run every learner of ``config`` on one seed and store each result at once.
+
+    All learners start from the same pretrained weights, see the same streams and get
+    an optimizer of the same kind. A learner that hits a NaN or an Inf is recorded as
+    failed with its error, and the other learners still run.
+    """
+    store = ResultStore(root) if root else None
+    task = make_task(config.task, **config.task_options)
+    dtype = resolve_dtype(config.dtype)
+    specs = config.learner_specs()
+    todo = []
+    records = []
+    for spec in specs:
+        key = f"{config.run_key()}-seed{seed}-{config_key({'learner': spec.label})}"
+        if store is not None and store.has(experiment, key):
+            records.append(store.get(experiment, key))
+        else:
+            todo.append((spec, key))
+    if not todo:
+        return records
+
+    cache = Path(root) / "pretrained" if root else None
+    model = pretrained_model(config, task, seed, cache)
+    data = torch.Generator().manual_seed(20_000 + seed)
+    warmup = task.sample("A", max(config.warmup_steps, 1), data)
+    adapt = task.sample("B", config.adapt_steps, data)
+    adapt = apply_error_density(adapt, config.error_density, config.error_period)
+    warmup = warmup.to(dtype, config.device)
+    adapt = adapt.to(dtype, config.device)
+    warmup_steps = config.warmup_steps
+
+    for spec, key in todo:
+        record = {
+            "experiment": experiment,
+            "key": key,
+            "seed": seed,
+            "learner": spec.label,
+            "config": asdict(config),
+        }
+        generator = torch.Generator().manual_seed(30_000 + seed)
+        learner_model = copy.deepcopy(model)
+        start = time.perf_counter()
+        step = -1
+        try:
+            learner = build_learner(
+                spec,
+                learner_model,
+                config.optimizer,
+                config.lr,
+                config.learner_defaults(),
+                generator,
+            )
+            curve = []
+            bar = tqdm(
+                total=warmup_steps + len(adapt),
+                desc=f"seed {seed} {spec.label}",
+                disable=not progress,
+                leave=False,
+            )
+            for step in range(warmup_steps):
+                loss = learner.step(
+                    warmup.inputs[step], warmup.targets[step], learn=False
+                )
+                curve.append(loss.item())
+                bar.update()
+            adapt_start = time.perf_counter()
+            for t in range(len(adapt)):
+                step = warmup_steps + t
+                learn = bool(adapt.error_mask[t])
+                loss = learner.step(adapt.inputs[t], adapt.targets[t], learn=learn)
+                curve.append(loss.item())
+                bar.update()
+            bar.close()
+            adapt_curve = np.asarray(curve[warmup_steps:])
+            tail = max(1, len(adapt_curve) // 10)
+            record.update(
+                status="ok",
+                loss=float(adapt_curve.mean()),
+                final_loss=float(adapt_curve[-tail:].mean()),
+                pre_switch_loss=float(np.mean(curve[:warmup_steps]))
+                if warmup_steps
+                else math.nan,
+                seconds_per_step=(time.perf_counter() - adapt_start) / len(adapt),
+                curve=curve,
+            )
+        except NonFiniteError as error:
+            record.update(
+                status="failed",
+                error=f"learner {spec.label}, seed {seed}, step {step}: {error}",
+            )
+            log.error("run failed: %s", record["error"])
+        record["seconds"] = time.perf_counter() - start
+        if store is not None:
+            store.put(experiment, key, record)
+        records.append(record)
+    return records
+
+
+def _run_seed_in_worker(config, seed, root, experiment):
+    torch.set_num_threads(1)
+    try:
+        return run_seed(config, seed, root, experiment)
+    except Exception:
+        # A traceback object does not cross the process boundary; its text does.
+        raise RuntimeError(traceback.format_exc()) from None
+
+
+def run_seeds(
+    config: AdaptationConfig,
+    out_dir: str | Path,
+    experiment: str = "adaptation",
+    workers: int = 1,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run all seeds of ``config``, in a process pool when ``workers > 1``."""
+    config.validate()
+    seeds = list(range(config.first_seed, config.first_seed + config.seeds))
+    root = str(out_dir)
+    records: list[dict[str, Any]] = []
+    total = len(seeds) * len(config.learners)
+    with tqdm(total=total, desc=f"{experiment} runs", disable=not progress) as bar:
+        if workers <= 1:
+            for seed in seeds:
+                found = run_seed(config, seed, root, experiment, progress=progress)
+                records.extend(found)
+                bar.update(len(found))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                futures = [
+                    pool.submit(_run_seed_in_worker, config, seed, root, experiment)
+                    for seed in seeds
+                ]
+                for future in as_completed(futures):
+                    found = future.result()
+                    records.extend(found)
+                    bar.update(len(found))
+    return records
+
+
+def summarize(
+    records: list[dict[str, Any]], labels: list[str], full: str = "exact"
+) -> dict[str, Any]:
+    """Per learner: per-seed losses, recovery vs frozen and vs k = 0, mean ± std.
+
+    Recovery of each seed uses that seed's frozen, ``k = 0`` and ``full`` losses; a
+    seed where one of them failed gives no recovery value.
+    """
+    by_seed: dict[int, dict[str, dict]] = {}
+    for record in records:
+        by_seed.setdefault(record["seed"], {})[record["learner"]] = record
+
+    def ok_loss(seed_records, label):
+        record = seed_records.get(label)
+        if record is None or record.get("status") != "ok":
+            return math.nan
+        return record["loss"]
+
+    summary: dict[str, Any] = {"full": full, "learners": {}}
+    seeds = sorted(by_seed)
+    for label in labels:
+        losses, final, rec_frozen, rec_zero, failures, step_time = (
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+        )
+        for seed in seeds:
+            seed_records = by_seed[seed]
+            record = seed_records.get(label)
+            if record is None:
+                continue
+            if record.get("status") != "ok":
+                failures.append({"seed": seed, "error": record.get("error")})
+                continue
+            loss = record["loss"]
+            losses.append(loss)
+            final.append(record["final_loss"])
+            step_time.append(record["seconds_per_step"])
+            full_loss = ok_loss(seed_records, full)
+            rec_frozen.append(
+                recovery(ok_loss(seed_records, "frozen"), full_loss, loss)
+            )
+            rec_zero.append(
+                recovery(ok_loss(seed_records, "sparse:k=0"), full_loss, loss)
+            )
+        mean, std, count = mean_std(rec_frozen)
+        zero_mean, zero_std, zero_count = mean_std(rec_zero)
+        loss_mean, loss_std, _ = mean_std(losses)
+        summary["learners"][label] = {
+            "seeds": [s for s in seeds if label in by_seed[s]],
+            "loss": losses,
+            "final_loss": final,
+            "loss_mean": loss_mean,
+            "loss_std": loss_std,
+            "recovery": rec_frozen,
+            "recovery_mean": mean,
+            "recovery_std": std,
+            "recovery_count": count,
+            "recovery_vs_k0": rec_zero,
+            "recovery_vs_k0_mean": zero_mean,
+            "recovery_vs_k0_std": zero_std,
+            "recovery_vs_k0_count": zero_count,
+            "seconds_per_step": float(np.mean(step_time)) if step_time else math.nan,
+            "failures": failures,
+        }
+    return summary
+
+
+def write_outputs(
+    config: AdaptationConfig, records: list[dict[str, Any]], out_dir: str | Path
+) -> dict[str, Any]:
+    """Write ``summary.json``, ``curves.npz`` and ``adaptation.png`` to ``out_dir``."""
+    from ..report import plot_switch_curves
+
+    out = Path(out_dir)
+    labels = [spec.label for spec in config.learner_specs()]
+    summary = summarize(records, labels, config.full)
+    summary["config"] = asdict(config)
+    write_json_atomic(out / "summary.json", summary)
+
+    curves = {}
+    for label in labels:
+        rows = [
+            r["curve"]
+            for r in sorted(records, key=lambda r: r["seed"])
+            if r["learner"] == label and r.get("status") == "ok"
+        ]
+        if rows:
+            curves[label] = np.asarray(rows)  # (seeds, warmup + adapt steps)
+    np.savez(
+        out / "curves.npz",
+        **{label.replace(":", "_"): value for label, value in curves.items()},
+    )
+    plot_switch_curves(curves, config.warmup_steps, out / "adaptation.png")
+    return summary
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Return the learner / loss / recovery table as aligned text."""
+    header = (
+        f"{'learner':<22} {'loss':>18} {'recovery %':>16} {'vs k=0 %':>16} {'ok':>4}"
+    )
+    lines = [header, "-" * len(header)]
+    for label, row in summary["learners"].items():
+        loss = f"{row['loss_mean']:.4g} ± {row['loss_std']:.2g}"
+        rec = _pm(row["recovery_mean"], row["recovery_std"])
+        rec0 = _pm(row["recovery_vs_k0_mean"], row["recovery_vs_k0_std"])
+        ok = f"{len(row['loss'])}/{len(row['seeds'])}"
+        lines.append(f"{label:<22} {loss:>18} {rec:>16} {rec0:>16} {ok:>4}")
+    return "\n".join(lines)
+
+
+def _pm(mean: float, std: float) -> str:
+    return "n/a" if not math.isfinite(mean) else f"{mean:.1f} ± {std:.1f}"
+
+
+def run_adaptation(
+    config: AdaptationConfig,
+    out_dir: str | Path,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the adaptation experiment and write every output file into ``out_dir``.
+
+    Files: ``config.json`` (the resolved config), ``runs/adaptation/*.json`` (one per
+    learner and seed, written as each finishes), ``summary.json``, ``curves.npz``
+    (per-step losses, one (seeds, steps) array per learner) and ``adaptation.png``.
+    Rerunning with the same settings and ``out_dir`` reuses finished runs.
+    """
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", asdict(config))
+    records = run_seeds(config, out, "adaptation", workers, progress)
+    return write_outputs(config, records, out)

@@ -1,0 +1,5 @@
+"""Tables and figures."""
+
+from ._figures import plot_switch_curves, smooth
+
+__all__ = ["plot_switch_curves", "smooth"]

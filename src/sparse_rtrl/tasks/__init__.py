@@ -1,0 +1,45 @@
+"""Data streams with a regime switch."""
+
+from ._base import (
+    ERROR_DENSITIES,
+    REGIMES,
+    Stream,
+    Task,
+    apply_error_density,
+    segment_starts,
+)
+from ._sine import SineTask
+from ._teacher import TeacherTask
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Add a task class to ``TASKS`` under its ``name``."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def make_task(name: str, **options) -> Task:
+    """Build the registered task ``name`` with keyword ``options``."""
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}; got task={name!r}")
+    return TASKS[name](**options)
+
+
+register_task(SineTask)
+register_task(TeacherTask)
+
+__all__ = [
+    "ERROR_DENSITIES",
+    "REGIMES",
+    "TASKS",
+    "SineTask",
+    "TeacherTask",
+    "Stream",
+    "Task",
+    "apply_error_density",
+    "make_task",
+    "register_task",
+    "segment_starts",
+]
