@@ -25,6 +25,8 @@ class Cell(nn.Module, abc.ABC):
     input_size: int
     hidden_size: int
     state_size: int
+    # State rows per unit: 1 for a cell whose state is h, 2 for (h, c).
+    state_multiplier: int = 1
 
     @property
     def num_params(self) -> int:

@@ -25,7 +25,7 @@ from .._validation import (
     check_positive,
     resolve_dtype,
 )
-from ..cells import TanhRNNCell
+from ..cells import CELLS
 from ..learners import RecurrentModel, pretrain_bptt
 from ..tasks import ERROR_DENSITIES, TASKS, apply_error_density, make_task
 from ._learner_specs import OPTIMIZERS, LearnerSpec, build_learner
@@ -45,6 +45,7 @@ class AdaptationConfig:
     task_options: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "task constructor options"}
     )
+    cell: str = field(default="rnn", metadata={"help": "recurrent cell"})
     hidden_size: int = field(default=64, metadata={"help": "recurrent units n"})
     k: int = field(default=4, metadata={"help": "paths per unit for 'sparse'"})
     selection: str = field(default="random", metadata={"help": "path selection"})
@@ -74,8 +75,10 @@ class AdaptationConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting."""
         check_choice("task", self.task, TASKS)
+        check_choice("cell", self.cell, CELLS)
         check_int_range("hidden_size", self.hidden_size, 1, 100_000)
-        check_int_range("k", self.k, 0, self.hidden_size, f"for n={self.hidden_size}")
+        size = self.state_size()
+        check_int_range("k", self.k, 0, size, f"for a state of size {size}")
         check_int_range("seeds", self.seeds, 1, 10_000)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_positive("lr", self.lr)
@@ -93,6 +96,10 @@ class AdaptationConfig:
         labels = [spec.label for spec in self.learner_specs()]
         if len(set(labels)) != len(labels):
             raise ValueError(f"learners must be distinct; got {labels}")
+
+    def state_size(self) -> int:
+        """Rows of the influence matrix: n for the RNN, 2n for the LSTM."""
+        return getattr(CELLS[self.cell], "state_multiplier", 1) * self.hidden_size
 
     def learner_specs(self) -> list[LearnerSpec]:
         """Parse ``learners``; a bare ``sparse`` gets this config's ``k``."""
@@ -116,8 +123,8 @@ class AdaptationConfig:
 
     def pretrain_key(self) -> str:
         fields = (
-            "task task_options hidden_size dtype pretrain_iterations pretrain_window "
-            "pretrain_batch pretrain_lr"
+            "task task_options cell hidden_size dtype pretrain_iterations "
+            "pretrain_window pretrain_batch pretrain_lr"
         ).split()
         return config_key({name: getattr(self, name) for name in fields})
 
@@ -132,7 +139,7 @@ class AdaptationConfig:
 def build_model(config: AdaptationConfig, task, seed: int) -> RecurrentModel:
     """Build the RNN of ``config`` with weights drawn from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
-    cell = TanhRNNCell(
+    cell = CELLS[config.cell](
         task.input_size,
         config.hidden_size,
         generator=generator,

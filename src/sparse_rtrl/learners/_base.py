@@ -121,6 +121,11 @@ class Learner(abc.ABC):
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.state = LearnerState(self.cell.initial_state())
+        # A shadow learner computes gradients (``last_cell_gradient``) but never
+        # writes ``.grad`` or steps, so it can run beside another learner that
+        # shares the model, as the reference of a gradient-alignment diagnostic.
+        self.shadow = False
+        self.last_cell_gradient: torch.Tensor | None = None
         self._params = list(self.cell.parameters())
         p = self._params[0]
         self.dtype = p.dtype
@@ -192,18 +197,18 @@ class Learner(abc.ABC):
         readout = list(self.model.readout.parameters()) if self.trains_readout else []
         grads = torch.autograd.grad(loss, [state, *readout])
         grad_state, readout_grads = grads[0], grads[1:]
+        flat = self._cell_gradient(grad_state) if self.trains_cell else None
+        if flat is not None and not torch.isfinite(flat).all():
+            step = self.state.step - 1
+            raise NonFiniteError(f"{self.name}: gradient is NaN or Inf at step {step}")
+        self.last_cell_gradient = flat
+        if self.shadow:
+            return
         for p, g in zip(readout, readout_grads):
             p.grad = g if p.grad is None else p.grad + g
-        if self.trains_cell:
-            flat = self._cell_gradient(grad_state)
-            if flat is not None:
-                if not torch.isfinite(flat).all():
-                    step = self.state.step - 1
-                    raise NonFiniteError(
-                        f"{self.name}: gradient is NaN or Inf at step {step}"
-                    )
-                for p, g in zip(self._params, self.cell.unflatten(flat)):
-                    p.grad = g.clone() if p.grad is None else p.grad + g
+        if flat is not None:
+            for p, g in zip(self._params, self.cell.unflatten(flat)):
+                p.grad = g.clone() if p.grad is None else p.grad + g
         if self.optimizer is not None:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
