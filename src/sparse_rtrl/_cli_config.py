@@ -28,6 +28,8 @@ def config_options(config_cls: type) -> Callable:
 
     def decorate(command: Callable) -> Callable:
         for item in reversed(dataclasses.fields(config_cls)):
+            if not item.metadata.get("cli", True):
+                continue
             hint = hints[item.name]
             default = (
                 item.default
@@ -75,6 +77,8 @@ def config_from_options(config_cls: type, options: dict[str, Any], **overrides):
     hints = typing.get_type_hints(config_cls)
     values: dict[str, Any] = dict(overrides)
     for item in dataclasses.fields(config_cls):
+        if not item.metadata.get("cli", True):
+            continue
         value = options.get(item.name)
         if value is None or value == ():
             continue

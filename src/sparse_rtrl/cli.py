@@ -9,7 +9,14 @@ import sys
 import click
 
 from ._cli_config import config_from_options, config_options
-from .experiments import AdaptationConfig, format_table, run_adaptation
+from .experiments import (
+    AdaptationConfig,
+    BCIConfig,
+    format_bci_table,
+    format_table,
+    run_adaptation,
+    run_bci,
+)
 
 
 def _setup_logging(level: str) -> None:
@@ -73,14 +80,71 @@ def run_adaptation_command(out, workers, quiet, **options):
     workers = _default_workers() if workers is None else workers
     summary = run_adaptation(config, out, workers=workers, progress=not quiet)
     click.echo(format_table(summary))
+    click.echo(f"results written to {out}")
+    _report_failures(summary)
+
+
+def _report_failures(summary) -> None:
     failures = [
         failure for row in summary["learners"].values() for failure in row["failures"]
     ]
     for failure in failures:
         click.echo(f"failed: {failure['error']}", err=True)
-    click.echo(f"results written to {out}")
     if failures:
         sys.exit(1)
+
+
+@run.command("bci")
+@config_options(BCIConfig)
+@click.option(
+    "--synthetic",
+    "synthetic",
+    is_flag=True,
+    help="Use two generated NWB sessions, session B drifted (the default source).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="results/bci",
+    show_default=True,
+    help="Output directory; finished runs found there are reused.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Parallel processes, one seed each [default: min(2, CPU count)].",
+)
+@click.option("--quiet", is_flag=True, help="Hide progress bars.")
+def run_bci_command(synthetic, out, workers, quiet, **options):
+    """Adapt a recurrent velocity decoder from session A to session B online.
+
+    Sessions come from --session-a/--session-b files (NWB, or count and velocity
+    matrices in .mat/.npz/.h5 under --counts-key/--velocity-key), from a demo
+    recording (--source demo --demo chewie), or are generated (--synthetic, the
+    default). Prints loss, recovery and R² of decoded velocity per learner and
+    writes the adaptation outputs plus decoded_velocity.png into OUT.
+    """
+    if options.get("session_a") or options.get("session_b"):
+        if synthetic:
+            raise click.UsageError("--synthetic cannot be combined with session files")
+        options["source"] = options.get("source") or "files"
+    elif synthetic:
+        options["source"] = "synthetic"
+    try:
+        config = config_from_options(BCIConfig, options)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    workers = _default_workers() if workers is None else workers
+    try:
+        summary = run_bci(config, out, workers=workers, progress=not quiet)
+    except ValueError as error:
+        # Data errors name the file and field; show them without a traceback.
+        raise click.ClickException(str(error)) from error
+    click.echo(f"data: {summary['data']['kind']} ({summary['data']['source']})")
+    click.echo(format_bci_table(summary))
+    click.echo(f"results written to {out}")
+    _report_failures(summary)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from ._adaptation import (
     summarize,
     write_outputs,
 )
+from ._bci import BCIConfig, format_bci_table, r_squared, run_bci
 from ._learner_specs import LearnerSpec, build_learner, make_optimizer
 from ._metrics import coefficient_of_variation, condition_number, mean_std, recovery
 from ._store import CorruptResultError, ResultStore, config_key
@@ -17,6 +18,7 @@ from ._store import CorruptResultError, ResultStore, config_key
 __all__ = [
     "DEFAULT_LEARNERS",
     "AdaptationConfig",
+    "BCIConfig",
     "CorruptResultError",
     "LearnerSpec",
     "ResultStore",
@@ -24,10 +26,13 @@ __all__ = [
     "coefficient_of_variation",
     "condition_number",
     "config_key",
+    "format_bci_table",
     "format_table",
     "make_optimizer",
     "mean_std",
+    "r_squared",
     "recovery",
+    "run_bci",
     "run_adaptation",
     "run_seed",
     "run_seeds",

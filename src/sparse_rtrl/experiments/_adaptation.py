@@ -71,6 +71,9 @@ class AdaptationConfig:
     error_density: str = field(default="every", metadata={"help": "error density"})
     error_period: int = field(default=10, metadata={"help": "periodic spacing"})
     backend: str = field(default="auto", metadata={"help": "propagation kernel"})
+    record_predictions: bool = field(
+        default=False, metadata={"help": "store per-step predictions in each run"}
+    )
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting."""
@@ -178,6 +181,17 @@ def pretrained_model(
     return model
 
 
+def adaptation_streams(config: AdaptationConfig, task, seed: int):
+    """Return the regime-A warm-up stream and the regime-B adaptation stream of
+    ``seed``, with the config's error density applied to the latter."""
+    data = torch.Generator().manual_seed(20_000 + seed)
+    warmup = task.sample("A", max(config.warmup_steps, 1), data)
+    adapt = task.sample("B", config.adapt_steps, data)
+    adapt = apply_error_density(adapt, config.error_density, config.error_period)
+    dtype = resolve_dtype(config.dtype)
+    return warmup.to(dtype, config.device), adapt.to(dtype, config.device)
+
+
 def run_seed(
     config: AdaptationConfig,
     seed: int,
@@ -193,7 +207,6 @@ def run_seed(
     """
     store = ResultStore(root) if root else None
     task = make_task(config.task, **config.task_options)
-    dtype = resolve_dtype(config.dtype)
     specs = config.learner_specs()
     todo = []
     records = []
@@ -208,12 +221,7 @@ def run_seed(
 
     cache = Path(root) / "pretrained" if root else None
     model = pretrained_model(config, task, seed, cache)
-    data = torch.Generator().manual_seed(20_000 + seed)
-    warmup = task.sample("A", max(config.warmup_steps, 1), data)
-    adapt = task.sample("B", config.adapt_steps, data)
-    adapt = apply_error_density(adapt, config.error_density, config.error_period)
-    warmup = warmup.to(dtype, config.device)
-    adapt = adapt.to(dtype, config.device)
+    warmup, adapt = adaptation_streams(config, task, seed)
     warmup_steps = config.warmup_steps
 
     for spec, key in todo:
@@ -238,6 +246,7 @@ def run_seed(
                 generator,
             )
             curve = []
+            predictions = []
             bar = tqdm(
                 total=warmup_steps + len(adapt),
                 desc=f"seed {seed} {spec.label}",
@@ -256,6 +265,8 @@ def run_seed(
                 learn = bool(adapt.error_mask[t])
                 loss = learner.step(adapt.inputs[t], adapt.targets[t], learn=learn)
                 curve.append(loss.item())
+                if config.record_predictions:
+                    predictions.append(learner.last_prediction.tolist())
                 bar.update()
             bar.close()
             adapt_curve = np.asarray(curve[warmup_steps:])
@@ -270,6 +281,8 @@ def run_seed(
                 seconds_per_step=(time.perf_counter() - adapt_start) / len(adapt),
                 curve=curve,
             )
+            if config.record_predictions:
+                record["predictions"] = predictions
         except NonFiniteError as error:
             record.update(
                 status="failed",

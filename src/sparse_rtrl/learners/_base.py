@@ -126,6 +126,7 @@ class Learner(abc.ABC):
         # shares the model, as the reference of a gradient-alignment diagnostic.
         self.shadow = False
         self.last_cell_gradient: torch.Tensor | None = None
+        self.last_prediction: torch.Tensor | None = None
         self._params = list(self.cell.parameters())
         p = self._params[0]
         self.dtype = p.dtype
@@ -187,6 +188,7 @@ class Learner(abc.ABC):
             state = hidden.detach().requires_grad_(True)
             prediction = self.model.readout(self.cell.output(state))
             loss = self.loss_fn(prediction, y)
+        self.last_prediction = prediction.detach()
         if not torch.isfinite(loss):
             raise NonFiniteError(f"{self.name}: loss is NaN or Inf at step {step}")
         if learn and (self.trains_cell or self.trains_readout):

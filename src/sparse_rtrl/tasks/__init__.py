@@ -8,6 +8,7 @@ from ._base import (
     apply_error_density,
     segment_starts,
 )
+from ._bci_options import make_bci_task
 from ._sine import SineTask
 from ._teacher import TeacherTask
 
@@ -15,7 +16,7 @@ TASKS: dict[str, type[Task]] = {}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Add a task class to ``TASKS`` under its ``name``."""
+    """Add a task class (or a factory with a ``name``) to ``TASKS``."""
     TASKS[cls.name] = cls
     return cls
 
@@ -29,6 +30,7 @@ def make_task(name: str, **options) -> Task:
 
 register_task(SineTask)
 register_task(TeacherTask)
+register_task(make_bci_task)
 
 __all__ = [
     "ERROR_DENSITIES",
