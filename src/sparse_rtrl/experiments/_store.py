@@ -29,6 +29,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
             json.dump(data, handle, indent=1, default=str)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates the file private to its owner; results are for sharing.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
