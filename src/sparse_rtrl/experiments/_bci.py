@@ -98,10 +98,12 @@ class BCIConfig(AdaptationConfig):
         check_choice("source", self.source, SOURCES)
         options: dict[str, Any] = {
             "source": self.source,
-            "bin_width": self.bin_width,
             "drift": self.drift,
             "data_seed": self.data_seed,
         }
+        # The demo files do not record their bin width, so none is passed there.
+        if self.source != "demo":
+            options["bin_width"] = self.bin_width
         if self.source == "files":
             options.update(
                 session_a=self.session_a,
