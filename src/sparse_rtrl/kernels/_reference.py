@@ -16,7 +16,8 @@ def sparse_propagate_reference(
 ) -> torch.Tensor:
     """Propagate an influence matrix through k paths per row and add the immediate term.
 
-    out[..., i, :] = Σ_q path_values[..., i, q] · influence[..., path_index[..., i, q], :]
+    out[..., i, :] = Σ_q path_values[..., i, q]
+                         · influence[..., path_index[..., i, q], :]
     out[..., i, immediate_index[i, r]] += immediate_values[..., i, r]
 
     Args:

@@ -1,0 +1,90 @@
+"""The batched learner against the same learners run one stream at a time."""
+
+import copy
+
+import pytest
+import torch
+from helpers import make_rnn_model, random_sequence
+
+from sparse_rtrl.learners import ExactRTRL, SparseRTRL
+from sparse_rtrl.learners._batched import BatchedRTRL
+
+
+def adam(params):
+    return torch.optim.Adam(params, lr=1e-2)
+
+
+@pytest.mark.parametrize(
+    "k,selection,rescale",
+    [
+        (None, "random", False),
+        (3, "random", False),
+        (2, "resample", True),
+        (9, "topk", False),
+        (0, "random", False),
+    ],
+)
+def test_batched_matches_unbatched(k, selection, rescale):
+    n, m, d, steps, batch = 9, 2, 2, 25, 3
+    models = [make_rnn_model(n, m, d, seed=s) for s in range(batch)]
+    data = [random_sequence(steps, m, d, seed=s) for s in range(batch)]
+
+    expected_losses, expected_models = [], []
+    for b in range(batch):
+        model = copy.deepcopy(models[b])
+        optimizer = adam(list(model.parameters()))
+        if k is None:
+            learner = ExactRTRL(model, optimizer)
+        else:
+            learner = SparseRTRL(
+                model,
+                optimizer,
+                k=k,
+                selection=selection,
+                rescale=rescale,
+                generator=torch.Generator().manual_seed(b),
+            )
+        x, y = data[b]
+        expected_losses.append(
+            torch.stack([learner.step(xt, yt) for xt, yt in zip(x, y)])
+        )
+        expected_models.append(model)
+
+    generators = [torch.Generator().manual_seed(b) for b in range(batch)]
+    batched = BatchedRTRL(
+        models, adam, k=k, selection=selection, rescale=rescale, generators=generators
+    )
+    inputs = torch.stack([x for x, _ in data], dim=1)  # (T, B, m)
+    targets = torch.stack([y for _, y in data], dim=1)  # (T, B, d)
+    losses = torch.stack([batched.step(x, y) for x, y in zip(inputs, targets)])
+
+    torch.testing.assert_close(
+        losses.T, torch.stack(expected_losses), rtol=1e-9, atol=1e-12
+    )
+    for b, model in enumerate(expected_models):
+        torch.testing.assert_close(
+            batched.weight_hh[b], model.cell.weight_hh, rtol=1e-9, atol=1e-12
+        )
+        torch.testing.assert_close(
+            batched.readout_weight[b], model.readout.weight, rtol=1e-9, atol=1e-12
+        )
+
+
+def test_batched_rejects_other_cells_and_sizes():
+    a = make_rnn_model(4, 2, 1, seed=0)
+    b = make_rnn_model(5, 2, 1, seed=1)
+    with pytest.raises(ValueError, match="same sizes"):
+        BatchedRTRL([a, b])
+    with pytest.raises(ValueError, match=r"k must be in \[0, 4\]"):
+        BatchedRTRL([a], k=5)
+    with pytest.raises(ValueError, match="at least one model"):
+        BatchedRTRL([])
+
+
+def test_batched_rejects_wrong_input_shape():
+    learner = BatchedRTRL([make_rnn_model(4, 2, 1, seed=0)] * 2, k=1)
+    with pytest.raises(ValueError, match=r"x must have shape \(2, 2\)"):
+        learner.step(
+            torch.zeros(3, 2, dtype=torch.float64),
+            torch.zeros(2, 1, dtype=torch.float64),
+        )

@@ -1,0 +1,115 @@
+"""A tiny quick benchmark run writes bench.json and bench.png."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sparse_rtrl._bench import (
+    bench_command,
+    fit_exponent,
+    format_table,
+    parse_ks,
+    rnn_problem,
+    run_benchmark,
+)
+from sparse_rtrl.kernels import sparse_propagate, sparse_propagate_reference
+
+
+def test_run_benchmark_writes_json_and_png(tmp_path):
+    result = run_benchmark(
+        sizes=(8, 16),
+        ks=(0, 2, "n"),
+        batch=2,
+        repeats=2,
+        out_dir=tmp_path,
+        progress=False,
+    )
+    data = json.loads((tmp_path / "bench.json").read_text())
+    png = (tmp_path / "bench.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["dtype"] == "float32" and data["sizes"] == [8, 16]
+    methods = {(r["mode"], r["method"], r["k_label"]) for r in data["results"]}
+    for expected in [
+        ("single", "copy floor", "-"),
+        ("single", "dense floor", "-"),
+        ("single", "exact", "n"),
+        ("single", "sparse", "0"),
+        ("single", "sparse", "2"),
+        ("single", "sparse", "n"),
+        ("single", "masked dense", "2"),
+        ("single", "csr", "2"),
+        ("single", "gather", "2"),
+        ("batched", "sparse", "2"),
+        ("batched", "exact", "n"),
+    ]:
+        assert expected in methods
+    for row in data["results"]:
+        assert row["median_ms"] > 0 and row["calls"] == 2
+        assert row["ratio_to_floor"] > 0
+    sparse = [r for r in data["results"] if r["method"] == "sparse"]
+    assert all(r["speedup_vs_exact"] > 0 for r in sparse)
+    assert data["scaling"]["single"]["exact"] is not None
+    assert data["overhead_us"]["sparse_propagate (dispatcher, auto)"] > 0
+    assert data["machine"]["nproc"] >= 1 and data["machine"]["numba"]
+    assert "sparse" in format_table(result)
+
+
+def test_bench_command_quick(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(
+        bench_command,
+        [
+            "--quick",
+            "--sizes",
+            "ignored",
+            "--ks",
+            "1,n",
+            "--batch",
+            "1",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "copy floor" in res.output and "scaling exponent" in res.output
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["sizes"] == [16, 32] and data["batch"] == 1
+    assert {r["mode"] for r in data["results"]} == {"single"}
+    assert (tmp_path / "bench.png").exists()
+
+
+def test_bench_command_rejects_bad_ks(tmp_path):
+    res = CliRunner().invoke(bench_command, ["--ks", "1,x", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "ks must be integers" in res.output
+
+
+def test_helpers():
+    assert parse_ks("0, 4,n") == (0, 4, "n")
+    with pytest.raises(ValueError):
+        parse_ks("")
+    assert fit_exponent([64, 128, 256], [1.0, 4.0, 16.0]) == pytest.approx(2.0)
+    assert fit_exponent([64], [1.0]) is None
+    p = rnn_problem(5, 2)
+    assert p["influence"].shape == (5, 5 * 5 + 2 * 5 + 5)
+    assert p["immediate_index"].shape == (5, 5 + 2 + 1)
+    # distinct columns per row, distinct paths per row
+    assert all(len(set(row.tolist())) == 8 for row in p["immediate_index"])
+    assert all(len(set(row.tolist())) == 2 for row in p["path_index"])
+    args = [
+        p[k]
+        for k in (
+            "influence",
+            "path_values",
+            "path_index",
+            "immediate_values",
+            "immediate_index",
+        )
+    ]
+    out = sparse_propagate(*args)
+    assert out.allclose(sparse_propagate_reference(*args))
