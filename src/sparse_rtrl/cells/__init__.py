@@ -1,6 +1,8 @@
 """Recurrent cells with the derivatives online learning needs."""
 
+from ._autodiff import FunctionalCell, gru_cell, gru_step
 from ._base import Cell
+from ._lstm import LSTMCell
 from ._rnn import TanhRNNCell
 
 CELLS: dict[str, type[Cell]] = {"rnn": TanhRNNCell}
@@ -13,4 +15,17 @@ def register_cell(name: str, cls: type[Cell]) -> type[Cell]:
     return cls
 
 
-__all__ = ["CELLS", "Cell", "TanhRNNCell", "register_cell"]
+register_cell("lstm", LSTMCell)
+# A factory, not a class: CELLS entries only need the constructor signature.
+register_cell("gru", gru_cell)
+
+__all__ = [
+    "CELLS",
+    "Cell",
+    "FunctionalCell",
+    "LSTMCell",
+    "TanhRNNCell",
+    "gru_cell",
+    "gru_step",
+    "register_cell",
+]
