@@ -135,3 +135,20 @@ def test_readout_learner_leaves_cell_gradients_empty():
     for xt, yt in zip(x, y):
         learner.step(xt, yt)
     assert all(p.grad is None for p in model.cell.parameters())
+
+
+@pytest.mark.parametrize("k", [9, 16])
+def test_dense_path_for_many_paths_matches_reference_kernel(k):
+    n, m, d = 16, 2, 1
+    model = make_rnn_model(n, m, d, seed=9)
+    x, y = random_sequence(15, m, d, seed=9)
+    fast = SparseRTRL(model, k=k, generator=torch.Generator().manual_seed(1))
+    slow = SparseRTRL(
+        model, k=k, generator=torch.Generator().manual_seed(1), backend="reference"
+    )
+    assert fast.dense
+    assert not slow.dense
+    got = online_gradients(fast, x, y)
+    expected = online_gradients(slow, x, y)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-10, atol=1e-12)

@@ -9,7 +9,13 @@ from helpers import make_rnn_model
 from sparse_rtrl import NonFiniteError
 from sparse_rtrl.cells import TanhRNNCell
 from sparse_rtrl.experiments import AdaptationConfig, run_adaptation
-from sparse_rtrl.learners import LEARNERS, ExactRTRL, Learner, SparseRTRL
+from sparse_rtrl.learners import (
+    LEARNERS,
+    ExactRTRL,
+    Learner,
+    RecurrentModel,
+    SparseRTRL,
+)
 
 
 @pytest.mark.parametrize("k", [-1, 9, 70])
@@ -132,3 +138,10 @@ def test_failed_run_is_recorded_and_others_are_written(tmp_path, exploding_learn
 def test_adaptation_config_rejects_invalid_settings(changes, message):
     with pytest.raises(ValueError, match=message):
         AdaptationConfig(**changes).validate()
+
+
+def test_learner_refuses_influence_larger_than_memory():
+    cell = TanhRNNCell(1, 2500)
+    model = RecurrentModel(cell, 1)
+    with pytest.raises(MemoryError, match=r"needs \d+\.\d+ GiB for the \(S, P\)"):
+        ExactRTRL(model)

@@ -9,7 +9,12 @@ from torch import nn
 
 from .._validation import NonFiniteError, check_choice, check_int_range, check_shape
 from ..cells import TanhRNNCell
-from ..kernels import exact_propagate, sparse_propagate
+from ..kernels import (
+    check_memory,
+    estimate_influence_memory,
+    exact_propagate,
+    sparse_propagate,
+)
 from ..paths import SELECTIONS, PathSelector
 from ._base import RecurrentModel
 
@@ -103,6 +108,15 @@ class BatchedRTRL:
         self.immediate_index = first.immediate_index
         dtype, device = self.weight_hh.dtype, self.weight_hh.device
         num_params = first.num_params
+        needed = estimate_influence_memory(
+            n,
+            num_params,
+            k or 0,
+            batch=self.batch,
+            dtype=dtype,
+            immediate_size=self.immediate_index.shape[1],
+        )
+        check_memory(needed, device, f"{self.batch} influence matrices of shape (n, P)")
         self.influence = torch.zeros(
             self.batch, n, num_params, dtype=dtype, device=device
         )
