@@ -108,6 +108,8 @@ class BatchedRTRL:
         self.immediate_index = first.immediate_index
         dtype, device = self.weight_hh.dtype, self.weight_hh.device
         num_params = first.num_params
+        if k is not None:
+            check_int_range("k", k, 0, n, f"for a state of size {n}")
         needed = estimate_influence_memory(
             n,
             num_params,
@@ -128,7 +130,6 @@ class BatchedRTRL:
         self.k = k
         self.selectors: list[PathSelector] = []
         if k is not None:
-            check_int_range("k", k, 0, n, f"for a state of size {n}")
             check_choice("selection", selection, SELECTIONS)
             if generators is not None and len(generators) != self.batch:
                 raise ValueError(
