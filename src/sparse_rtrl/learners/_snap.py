@@ -11,8 +11,8 @@ from .._validation import check_int_range
 from ..cells import Cell
 from ._base import Learner, RecurrentModel
 
-# Reachability saturates after at most S steps, so larger values only cost the loop
-# that finds the fixed point; the bound just rejects nonsense.
+# Reachability saturates within S steps, so a larger value only runs the loop that
+# finds the fixed point. The bound rejects values far beyond any state size.
 MAX_PATTERN_STEPS = 1_000_000
 
 
@@ -21,7 +21,7 @@ def jacobian_pattern(cell: Cell, probes: int = 2) -> torch.Tensor:
 
     A tanh RNN's ``J_t = diag(1 - h_t²) W`` has the pattern of ``W`` because
     ``1 - h_t²`` is never zero, so a dense ``W`` gives a dense pattern and a pruned
-    ``W`` a sparse one. Any other cell is probed the same way; the union over
+    ``W`` a sparse one. Any other cell is probed the same way. The union over
     ``probes`` random states and inputs guards against an entry that vanishes at one
     point by chance.
     """
@@ -64,9 +64,9 @@ def influence_pattern(cell: Cell, pattern_steps: int) -> torch.Tensor:
 class _Bucket:
     """Groups of influence columns that share a row set of one size.
 
-    A group is a set of columns whose pattern rows are the same set ``R``; its
-    influence block ``M[R, C]`` is dense, and ``J_t[R, R]`` propagates it, because
-    entries of those columns outside ``R`` are zero by construction.
+    A group is a set of columns ``C`` whose pattern rows are the same set ``R``. Its
+    influence block ``M[R, C]`` is dense. ``J_t[R, R]`` alone propagates it, because
+    the entries of those columns outside ``R`` are zero by construction.
 
     Attributes:
       rows: (G, K) state rows of each group, ascending.
@@ -101,7 +101,9 @@ def _build_buckets(
     group_of_col[used] = group_of_used
     row_pos = torch.cumsum(sets.long(), dim=1) - 1  # (G, S) position of a row in R_g
     set_size = sets.sum(dim=1)  # (G,)
-    group_cols = [used[group_of_used == g] for g in range(num_groups)]
+    order = torch.argsort(group_of_used, stable=True)
+    counts = torch.bincount(group_of_used, minlength=num_groups).tolist()
+    group_cols = torch.split(used[order], counts)  # ascending columns per group
     col_pos = torch.zeros(pattern.shape[1], dtype=torch.long)
     for cols in group_cols:
         col_pos[cols] = torch.arange(len(cols))
@@ -119,7 +121,7 @@ def _build_buckets(
     buckets = []
     for (k, c), groups in shapes.items():
         groups_t = torch.tensor(groups, dtype=torch.long)
-        rows = torch.stack([torch.nonzero(sets[g]).squeeze(1) for g in groups])
+        rows = torch.nonzero(sets[groups_t])[:, 1].view(len(groups), k)
         cols = torch.stack([group_cols[g] for g in groups])
         slot = torch.full((num_groups,), -1, dtype=torch.long)
         slot[groups_t] = torch.arange(len(groups))
@@ -154,14 +156,15 @@ class _SnAp(Learner):
     ``W`` for the tanh RNN). ``pattern_steps ≥ S`` makes ``Π`` every entry exact
     RTRL can reach, so the learner equals ``ExactRTRL``.
 
-    The pattern splits into groups of columns sharing one row set ``R``; each group's
-    block ``M[R, C]`` is stored dense and propagated by ``J_t[R, R]``, with groups of
-    equal shape batched into one ``bmm``. Cost per step is ``Σ_g |R_g|² |C_g|``
-    multiply-adds and memory ``Σ_g |R_g| |C_g| = nnz(Π)``. For the tanh RNN with
-    ``n`` units and ``m`` inputs (``P = n² + nm + n``): SnAp-1 keeps one row per
-    column, so ``O(P)`` time and memory (only ``J_ii`` propagates); SnAp-2 with a
-    dense ``W`` is the full pattern, ``O(n² P)`` time like exact RTRL, and with a
-    ``W`` of density ``δ`` about ``O(δ² n² P)``.
+    The pattern splits into groups of columns ``C`` that share one row set ``R``.
+    Each group's block ``M[R, C]`` is stored dense and propagated by ``J_t[R, R]``,
+    and groups of equal shape are batched into one ``bmm``. Cost per step is
+    ``Σ_g |R_g|² |C_g|`` multiply-adds and memory ``Σ_g |R_g| |C_g| = nnz(Π)``.
+    For the tanh RNN with ``n`` units and ``m`` inputs (``P = n² + nm + n``),
+    SnAp-1 keeps one row per column, so it costs ``O(P)`` time and memory (only
+    ``J_ii`` propagates). SnAp-2 with a dense ``W`` is the full pattern, with
+    ``O(n² P)`` time like exact RTRL. With a ``W`` of density ``δ`` it costs about
+    ``O(δ² n² P)``.
 
     NOTE: the pattern is fixed at construction from the weights at that time. If
     an optimizer turns a zero weight of a pruned ``W`` nonzero, the new path is not
@@ -192,9 +195,7 @@ class _SnAp(Learner):
             "pattern_steps", steps, 1, MAX_PATTERN_STEPS
         )
         self.pattern = influence_pattern(self.cell, self.pattern_steps)  # (S, P)
-        self._buckets = _build_buckets(
-            self.cell, self.pattern, self.dtype, self.device
-        )
+        self._buckets = _build_buckets(self.cell, self.pattern, self.dtype, self.device)
         self._output_mask = torch.zeros(
             self.cell.state_size, dtype=self.dtype, device=self.device
         )
@@ -229,7 +230,11 @@ class _SnAp(Learner):
         flat_immediate = immediate.reshape(-1)  # (S·r,)
         for b in self._buckets:
             block = jacobian[b.rows.unsqueeze(2), b.rows.unsqueeze(1)]  # (G, K, K)
-            torch.bmm(block, b.values, out=b.spare)
+            if b.values.shape[0] == 1:
+                # A single group, such as the full pattern, needs no batch.
+                torch.mm(block[0], b.values[0], out=b.spare[0])
+            else:
+                torch.bmm(block, b.values, out=b.spare)
             b.spare.view(-1).index_add_(
                 0, b.immediate_target, flat_immediate[b.immediate_source]
             )
