@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ._bench import bench_command
 from ._cli_config import config_from_options, config_options
 from .experiments import (
     AdaptationConfig,
@@ -38,6 +39,9 @@ def _setup_logging(level: str) -> None:
 def main(log_level: str) -> None:
     """Online learning of recurrent networks with sparse RTRL."""
     _setup_logging(log_level)
+
+
+main.add_command(bench_command)
 
 
 @main.group()
@@ -145,6 +149,12 @@ def run_bci_command(synthetic, out, workers, quiet, **options):
     click.echo(format_bci_table(summary))
     click.echo(f"results written to {out}")
     _report_failures(summary)
+
+
+from ._cli_reproduce import report_command, reproduce_command  # noqa: E402
+
+main.add_command(reproduce_command)
+main.add_command(report_command)
 
 
 if __name__ == "__main__":

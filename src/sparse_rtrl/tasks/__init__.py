@@ -1,5 +1,6 @@
 """Data streams with a regime switch."""
 
+from ._adding import AddingTask
 from ._base import (
     ERROR_DENSITIES,
     REGIMES,
@@ -9,6 +10,8 @@ from ._base import (
     segment_starts,
 )
 from ._bci_options import make_bci_task
+from ._delay import DelayTask
+from ._lorenz import LorenzTask, integrate_lorenz
 from ._sine import SineTask
 from ._teacher import TeacherTask
 
@@ -31,16 +34,23 @@ def make_task(name: str, **options) -> Task:
 register_task(SineTask)
 register_task(TeacherTask)
 register_task(make_bci_task)
+register_task(DelayTask)
+register_task(LorenzTask)
+register_task(AddingTask)
 
 __all__ = [
     "ERROR_DENSITIES",
     "REGIMES",
     "TASKS",
+    "AddingTask",
+    "DelayTask",
+    "LorenzTask",
     "SineTask",
     "TeacherTask",
     "Stream",
     "Task",
     "apply_error_density",
+    "integrate_lorenz",
     "make_task",
     "register_task",
     "segment_starts",
