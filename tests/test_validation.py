@@ -8,7 +8,7 @@ from helpers import make_rnn_model
 
 from sparse_rtrl import NonFiniteError
 from sparse_rtrl.cells import TanhRNNCell
-from sparse_rtrl.experiments import AdaptationConfig, run_adaptation
+from sparse_rtrl.experiments import AdaptationConfig, preflight, run_adaptation
 from sparse_rtrl.learners import (
     LEARNERS,
     ExactRTRL,
@@ -145,3 +145,34 @@ def test_learner_refuses_influence_larger_than_memory():
     model = RecurrentModel(cell, 1)
     with pytest.raises(MemoryError, match=r"needs \d+\.\d+ GiB for the \(S, P\)"):
         ExactRTRL(model)
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("sparse:k=4,keep_self=maybe", "keep_self must be true or false"),
+        ("sparse:k=4,k=8", "'k' is given twice"),
+        ("sparse:k=2.5", "k must be an integer"),
+        ("sparse:selction=topk", "has no option 'selction'"),
+        ("sparse:selection=top-k", "selection must be one of"),
+        ("exact:decay=2", r"decay must be in \[0, 1\]"),
+    ],
+)
+def test_preflight_rejects_bad_learner_specs(spec, message):
+    config = AdaptationConfig(hidden_size=6, k=2, learners=("frozen", spec))
+    with pytest.raises(ValueError, match=message):
+        preflight(config)
+
+
+def test_preflight_rejects_unknown_task_option():
+    config = AdaptationConfig(hidden_size=6, k=2, task_options={"foo": 1})
+    with pytest.raises(ValueError, match="invalid task option for task 'teacher'"):
+        preflight(config)
+
+
+def test_step_rejects_wrong_dtype_and_type():
+    learner = ExactRTRL(make_rnn_model(4, 2, 1, seed=0, dtype=torch.float32))
+    with pytest.raises(ValueError, match="x must have the model's dtype torch.float32"):
+        learner.step(torch.zeros(2, dtype=torch.float64), torch.zeros(1))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor; got list"):
+        learner.step([0.0, 0.0], torch.zeros(1))

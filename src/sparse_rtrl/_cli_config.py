@@ -16,6 +16,14 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _without_none(hint):
+    """Return ``X`` for ``X | None`` (and ``Optional[X]``), else ``hint``."""
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if type(None) in typing.get_args(hint) and len(args) == 1:
+        return args[0]
+    return hint
+
+
 def config_options(config_cls: type) -> Callable:
     """Decorate a click command with one option per field of ``config_cls``.
 
@@ -37,8 +45,17 @@ def config_options(config_cls: type) -> Callable:
                 else item.default_factory()
             )
             help_text = f"{item.metadata.get('help', '')} [default: {default}]"
+            hint = _without_none(hint)
             origin = typing.get_origin(hint)
-            if hint is bool:
+            choices = item.metadata.get("choices")
+            if choices:
+                option = click.option(
+                    _flag(item.name),
+                    type=click.Choice(list(choices)),
+                    default=None,
+                    help=help_text,
+                )
+            elif hint is bool:
                 option = click.option(
                     f"{_flag(item.name)}/--no-{item.name.replace('_', '-')}",
                     default=None,
@@ -82,7 +99,7 @@ def config_from_options(config_cls: type, options: dict[str, Any], **overrides):
         value = options.get(item.name)
         if value is None or value == ():
             continue
-        origin = typing.get_origin(hints[item.name])
+        origin = typing.get_origin(_without_none(hints[item.name]))
         if origin is dict:
             parsed = {}
             for pair in value:

@@ -4,6 +4,7 @@ from ._adaptation import (
     DEFAULT_LEARNERS,
     AdaptationConfig,
     format_table,
+    preflight,
     run_adaptation,
     run_seed,
     run_seeds,
@@ -11,6 +12,7 @@ from ._adaptation import (
     write_outputs,
 )
 from ._backends import BACKENDS, LocalBackend, RayBackend, execute_unit, make_backend
+from ._baselines import BaselinesConfig, format_baselines_table, run_baselines
 from ._bci import BCIConfig, format_bci_table, r_squared, run_bci
 from ._claims import (
     PUBLISHED,
@@ -26,7 +28,16 @@ from ._claims import (
     run_adaptation_unit,
     summarize_adaptation,
 )
+from ._claims_more import (
+    run_baselines_unit,
+    run_bci_unit,
+    run_transformer_unit,
+    summarize_baselines,
+    summarize_bci,
+    summarize_transformer_units,
+)
 from ._learner_specs import LearnerSpec, build_learner, make_optimizer
+from ._lstm import LSTMExperimentConfig, run_lstm_experiment
 from ._metrics import coefficient_of_variation, condition_number, mean_std, recovery
 from ._registry import (
     EXPERIMENTS,
@@ -56,6 +67,11 @@ from ._reproduce import (
 )
 from ._spectra import SpectraConfig, run_spectra, summarize_spectra
 from ._store import CorruptResultError, ResultStore, config_key
+from ._transformer import (
+    TransformerConfig,
+    format_transformer_table,
+    run_transformer_experiment,
+)
 
 __all__ = [
     "BACKENDS",
@@ -103,6 +119,9 @@ __all__ = [
     "unit_key",
     "AdaptationConfig",
     "BCIConfig",
+    "BaselinesConfig",
+    "LSTMExperimentConfig",
+    "TransformerConfig",
     "CorruptResultError",
     "LearnerSpec",
     "ResultStore",
@@ -110,16 +129,28 @@ __all__ = [
     "coefficient_of_variation",
     "condition_number",
     "config_key",
+    "format_baselines_table",
     "format_bci_table",
     "format_table",
+    "format_transformer_table",
     "make_optimizer",
     "mean_std",
+    "preflight",
     "r_squared",
     "recovery",
+    "run_baselines",
+    "run_baselines_unit",
     "run_bci",
+    "run_bci_unit",
     "run_adaptation",
+    "run_lstm_experiment",
+    "run_transformer_experiment",
+    "run_transformer_unit",
     "run_seed",
     "run_seeds",
     "summarize",
+    "summarize_baselines",
+    "summarize_bci",
+    "summarize_transformer_units",
     "write_outputs",
 ]

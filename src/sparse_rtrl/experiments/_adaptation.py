@@ -26,7 +26,9 @@ from .._validation import (
     resolve_dtype,
 )
 from ..cells import CELLS
+from ..kernels import BACKENDS
 from ..learners import RecurrentModel, pretrain_bptt
+from ..paths import SELECTIONS
 from ..tasks import ERROR_DENSITIES, TASKS, apply_error_density, make_task
 from ._learner_specs import OPTIMIZERS, LearnerSpec, build_learner
 from ._metrics import mean_std, recovery
@@ -35,32 +37,55 @@ from ._store import ResultStore, config_key, write_json_atomic
 log = logging.getLogger(__name__)
 
 DEFAULT_LEARNERS = ("frozen", "readout", "sparse:k=0", "sparse", "exact")
+LEARNER_HELP = (
+    "learner spec NAME[:KEY=VALUE,...], e.g. sparse:k=8,selection=topk; names: "
+    "frozen, readout, exact, sparse and the baselines snap1, snap2, uoro, kfrtrl, "
+    "rflo, eprop, tbptt. Recovery needs 'frozen' and the --full learner"
+)
 
 
 @dataclass
 class AdaptationConfig:
     """Settings of one adaptation experiment; every field is a CLI flag."""
 
-    task: str = field(default="teacher", metadata={"help": "task name"})
-    task_options: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "task constructor options"}
+    task: str = field(
+        default="teacher",
+        metadata={"help": "data stream with a regime switch", "choices": tuple(TASKS)},
     )
-    cell: str = field(default="rnn", metadata={"help": "recurrent cell"})
+    task_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "task constructor option, e.g. switch_mix=0.8"},
+    )
+    cell: str = field(
+        default="rnn", metadata={"help": "recurrent cell", "choices": tuple(CELLS)}
+    )
     hidden_size: int = field(default=64, metadata={"help": "recurrent units n"})
     k: int = field(default=4, metadata={"help": "paths per unit for 'sparse'"})
-    selection: str = field(default="random", metadata={"help": "path selection"})
+    selection: str = field(
+        default="random",
+        metadata={"help": "path selection of 'sparse'", "choices": SELECTIONS},
+    )
     keep_self: bool = field(default=False, metadata={"help": "always keep j = i"})
     rescale: bool = field(default=False, metadata={"help": "scale kept paths by n/k"})
-    decay: float = field(default=1.0, metadata={"help": "influence trace decay"})
-    learners: tuple[str, ...] = field(
-        default=DEFAULT_LEARNERS, metadata={"help": "learner specs"}
+    decay: float = field(
+        default=1.0, metadata={"help": "influence trace decay in [0, 1]"}
     )
-    full: str = field(default="exact", metadata={"help": "learner defining 100%"})
+    learners: tuple[str, ...] = field(
+        default=DEFAULT_LEARNERS, metadata={"help": LEARNER_HELP}
+    )
+    full: str = field(
+        default="exact", metadata={"help": "learner whose loss defines 100% recovery"}
+    )
     seeds: int = field(default=5, metadata={"help": "number of seeds"})
     first_seed: int = field(default=0, metadata={"help": "first seed"})
-    optimizer: str = field(default="adam", metadata={"help": "adam or sgd"})
+    optimizer: str = field(
+        default="adam", metadata={"help": "online optimizer", "choices": OPTIMIZERS}
+    )
     lr: float = field(default=1e-3, metadata={"help": "online learning rate"})
-    dtype: str = field(default="float32", metadata={"help": "float32 or float64"})
+    dtype: str = field(
+        default="float32",
+        metadata={"help": "tensor dtype", "choices": ("float32", "float64")},
+    )
     device: str = field(default="cpu", metadata={"help": "torch device"})
     pretrain_iterations: int = field(default=400, metadata={"help": "BPTT steps"})
     pretrain_window: int = field(default=100, metadata={"help": "BPTT window"})
@@ -68,9 +93,19 @@ class AdaptationConfig:
     pretrain_lr: float = field(default=3e-3, metadata={"help": "BPTT Adam lr"})
     warmup_steps: int = field(default=300, metadata={"help": "regime-A steps"})
     adapt_steps: int = field(default=2000, metadata={"help": "regime-B steps"})
-    error_density: str = field(default="every", metadata={"help": "error density"})
+    error_density: str = field(
+        default="every",
+        metadata={
+            "help": "when the error reaches the learner: every step, every "
+            "--error-period steps, or at the last step of each segment",
+            "choices": ERROR_DENSITIES,
+        },
+    )
     error_period: int = field(default=10, metadata={"help": "periodic spacing"})
-    backend: str = field(default="auto", metadata={"help": "propagation kernel"})
+    backend: str = field(
+        default="auto",
+        metadata={"help": "sparse propagation kernel", "choices": BACKENDS},
+    )
     record_predictions: bool = field(
         default=False, metadata={"help": "store per-step predictions in each run"}
     )
@@ -305,6 +340,41 @@ def _run_seed_in_worker(config, seed, root, experiment):
         raise RuntimeError(traceback.format_exc()) from None
 
 
+def preflight(config: AdaptationConfig) -> None:
+    """Build the task, a model and every learner once, so that a bad setting fails
+    here, in seconds, and not inside a worker after pretraining.
+
+    Raises:
+      ValueError: naming the invalid setting (task option, learner option,
+        selection, backend, decay, device).
+    """
+    config.validate()
+    try:
+        task = make_task(config.task, **config.task_options)
+    except TypeError as error:
+        raise ValueError(
+            f"invalid task option for task {config.task!r}: {error}; "
+            f"got task_options={config.task_options}"
+        ) from error
+    try:
+        model = build_model(config, task, config.first_seed)
+    except (AssertionError, RuntimeError) as error:
+        raise ValueError(f"device {config.device!r} cannot be used: {error}") from error
+    generator = torch.Generator().manual_seed(0)
+    for spec in config.learner_specs():
+        try:
+            build_learner(
+                spec,
+                model,
+                config.optimizer,
+                config.lr,
+                config.learner_defaults(),
+                generator,
+            )
+        except (ValueError, NotImplementedError) as error:
+            raise ValueError(f"learner {spec.label!r}: {error}") from error
+
+
 def run_seeds(
     config: AdaptationConfig,
     out_dir: str | Path,
@@ -313,7 +383,7 @@ def run_seeds(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run all seeds of ``config``, in a process pool when ``workers > 1``."""
-    config.validate()
+    preflight(config)
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     root = str(out_dir)
     records: list[dict[str, Any]] = []

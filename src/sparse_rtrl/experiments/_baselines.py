@@ -220,6 +220,42 @@ def _alignment_run(
     return {label: results[label] for label in labels}
 
 
+def baseline_row(
+    row: dict[str, Any], alignments: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Join one learner's ``summarize`` row with its alignment records.
+
+    Args:
+      row: the learner's row of ``summarize``.
+      alignments: the learner's alignment record of each seed with an alignment
+        run, possibly none.
+
+    Returns:
+      Recovery against frozen and against ``sparse:k=0`` (per seed and mean ± std),
+      mean loss, seconds per step, mean cosine, median norm ratio, trace bytes and
+      failures.
+    """
+    cosine, cosine_std, _ = mean_std([a["mean_cosine"] for a in alignments])
+    ratio, _, _ = mean_std([a["median_norm_ratio"] for a in alignments])
+    return {
+        "recovery": row["recovery"],
+        "recovery_mean": row["recovery_mean"],
+        "recovery_std": row["recovery_std"],
+        "recovery_vs_k0_mean": row["recovery_vs_k0_mean"],
+        "recovery_vs_k0_std": row["recovery_vs_k0_std"],
+        "ok_seeds": len(row["loss"]),
+        "seeds": len(row["seeds"]),
+        "loss_mean": row["loss_mean"],
+        "loss_std": row["loss_std"],
+        "seconds_per_step": row["seconds_per_step"],
+        "mean_cosine": cosine,
+        "mean_cosine_std": cosine_std,
+        "median_norm_ratio": ratio,
+        "trace_bytes": alignments[0]["trace_bytes"] if alignments else None,
+        "failures": row["failures"],
+    }
+
+
 def run_baselines(
     config: BaselinesConfig,
     out_dir: str | Path,
@@ -261,30 +297,12 @@ def run_baselines(
             )
             for seed in seeds
         ]
-        rows = {}
-        for label in labels:
-            row = summary["learners"][label]
-            found = [a[label] for a in alignments]
-            cosine, cosine_std, _ = mean_std([a["mean_cosine"] for a in found])
-            ratio, _, _ = mean_std([a["median_norm_ratio"] for a in found])
-            rows[label] = {
-                "recovery": row["recovery"],
-                "recovery_mean": row["recovery_mean"],
-                "recovery_std": row["recovery_std"],
-                "recovery_vs_k0_mean": row["recovery_vs_k0_mean"],
-                "recovery_vs_k0_std": row["recovery_vs_k0_std"],
-                "ok_seeds": len(row["loss"]),
-                "seeds": len(row["seeds"]),
-                "loss_mean": row["loss_mean"],
-                "loss_std": row["loss_std"],
-                "seconds_per_step": row["seconds_per_step"],
-                "mean_cosine": cosine,
-                "mean_cosine_std": cosine_std,
-                "median_norm_ratio": ratio,
-                "trace_bytes": found[0]["trace_bytes"] if found else None,
-                "failures": row["failures"],
-            }
-        result["sizes"][str(size)] = rows
+        result["sizes"][str(size)] = {
+            label: baseline_row(
+                summary["learners"][label], [a[label] for a in alignments]
+            )
+            for label in labels
+        }
     write_json_atomic(out / "baselines.json", result)
     (out / "baselines.md").write_text(format_baselines_table(result) + "\n")
     return result

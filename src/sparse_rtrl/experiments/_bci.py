@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice
+from ..data import DriftConfig
 from ..tasks import make_task
 from ..tasks._bci_options import SOURCES
 from ._adaptation import (
     DEFAULT_LEARNERS,
+    LEARNER_HELP,
     AdaptationConfig,
     adaptation_streams,
     run_seeds,
@@ -45,7 +47,8 @@ class BCIConfig(AdaptationConfig):
     task: str = field(default="bci", metadata={"cli": False})
     task_options: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
     source: str = field(
-        default="synthetic", metadata={"help": "synthetic, demo or files"}
+        default="synthetic",
+        metadata={"help": "where the sessions come from", "choices": SOURCES},
     )
     session_a: str | None = field(
         default=None, metadata={"help": "session A file (.nwb/.mat/.npz/.h5)"}
@@ -82,7 +85,7 @@ class BCIConfig(AdaptationConfig):
         default=None, metadata={"help": "drift: preferred-direction rotation"}
     )
     learners: tuple[str, ...] = field(
-        default=DEFAULT_LEARNERS, metadata={"help": "learner specs"}
+        default=DEFAULT_LEARNERS, metadata={"help": LEARNER_HELP}
     )
     adapt_steps: int = field(
         default=0, metadata={"help": "regime-B bins (0: all of session B)"}
@@ -114,8 +117,11 @@ class BCIConfig(AdaptationConfig):
         if self.source == "demo":
             options.update(demo=self.demo, demo_path=self.demo_path)
         for name in DRIFT_FIELDS:
-            if getattr(self, name) is not None:
-                options[name] = getattr(self, name)
+            value = getattr(self, name)
+            if value is None:
+                value = getattr(DriftConfig(), name)
+                setattr(self, name, value)
+            options[name] = value
         self.task_options = options
 
     def resolved(self, task) -> BCIConfig:

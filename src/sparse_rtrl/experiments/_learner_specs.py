@@ -17,6 +17,8 @@ def _parse_value(text: str) -> Any:
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
+    if lowered in ("yes", "no", "on", "off"):
+        return lowered in ("yes", "on")
     for kind in (int, float):
         try:
             return kind(text)
@@ -46,7 +48,10 @@ class LearnerSpec:
                 raise ValueError(
                     f"learner option must look like key=value; got {item!r} in {text!r}"
                 )
-            options[key.strip()] = _parse_value(value.strip())
+            key = key.strip()
+            if key in options:
+                raise ValueError(f"learner option {key!r} is given twice in {text!r}")
+            options[key] = _parse_value(value.strip())
         return cls(name, options)
 
     @property
@@ -55,6 +60,34 @@ class LearnerSpec:
             return self.name
         body = ",".join(f"{key}={value}" for key, value in sorted(self.options.items()))
         return f"{self.name}:{body}"
+
+
+def check_learner_options(spec: LearnerSpec) -> None:
+    """Raise ``ValueError`` for an option the learner does not take or of the
+    wrong type (a bool option given ``maybe``, an int option given ``2.5``)."""
+    import inspect
+
+    parameters = inspect.signature(LEARNERS[spec.name].__init__).parameters
+    internal = ("self", "model", "optimizer", "generator", "loss_fn")
+    valid = sorted(name for name in parameters if name not in internal)
+    for key, value in spec.options.items():
+        if key not in valid:
+            raise ValueError(
+                f"learner {spec.name!r} has no option {key!r}; valid options: {valid}"
+            )
+        default = parameters[key].default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(
+                f"learner option {key} must be true or false; got {key}={value!r}"
+            )
+        if (
+            isinstance(default, int)
+            and not isinstance(default, bool)
+            and (isinstance(value, bool) or not isinstance(value, int))
+        ):
+            raise ValueError(f"learner option {key} must be an integer; got {value!r}")
+        if isinstance(default, float) and not isinstance(value, int | float):
+            raise ValueError(f"learner option {key} must be a number; got {value!r}")
 
 
 def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float):
@@ -85,15 +118,8 @@ def build_learner(
     cls = LEARNERS[spec.name]
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {key: value for key, value in defaults.items() if key in accepted}
-    for key, value in spec.options.items():
-        if key not in accepted:
-            valid = sorted(
-                k for k in accepted if k not in ("self", "model", "optimizer")
-            )
-            raise ValueError(
-                f"learner {spec.name!r} has no option {key!r}; valid options: {valid}"
-            )
-        kwargs[key] = value
+    check_learner_options(spec)
+    kwargs.update(spec.options)
     if "generator" in accepted:
         kwargs["generator"] = generator
     if not cls.trains_cell and not cls.trains_readout:

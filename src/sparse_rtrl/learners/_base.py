@@ -166,6 +166,7 @@ class Learner(abc.ABC):
           NonFiniteError: a NaN or Inf in ``x``, ``y``, the state or the gradient.
         """
         step = self.state.step
+        self._check_tensor("x", x)
         check_shape("x", x, (self.cell.input_size,))
         if not torch.isfinite(x).all():
             raise NonFiniteError(
@@ -178,6 +179,7 @@ class Learner(abc.ABC):
         self.state.step = step + 1
         if y is None:
             return None
+        self._check_tensor("y", y)
         check_shape("y", y, (self.model.output_size,))
         if not torch.isfinite(y).all():
             raise NonFiniteError(
@@ -194,6 +196,19 @@ class Learner(abc.ABC):
         if learn and (self.trains_cell or self.trains_readout):
             self._learn(loss, state)
         return loss.detach()
+
+    def _check_tensor(self, name: str, value) -> None:
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"{name} must be a torch.Tensor; got {type(value).__name__} "
+                "(convert with torch.as_tensor)"
+            )
+        if value.dtype != self.dtype:
+            raise ValueError(
+                f"{name} must have the model's dtype {self.dtype}; got {value.dtype} "
+                f"(convert with {name}.to({self.dtype}) or build the cell with "
+                f"dtype={value.dtype})"
+            )
 
     def _learn(self, loss: torch.Tensor, state: torch.Tensor) -> None:
         readout = list(self.model.readout.parameters()) if self.trains_readout else []
