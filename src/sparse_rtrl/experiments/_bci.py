@@ -39,7 +39,7 @@ class BCIConfig(AdaptationConfig):
     """Adaptation settings plus where the two sessions come from.
 
     ``adapt_steps = 0`` adapts over all of session B. Drift fields left at None
-    keep ``DriftConfig``'s defaults. The data (synthetic sessions, drift draw) are
+    take ``DriftConfig``'s defaults, which the config then records. The data (synthetic sessions, drift draw) are
     fixed by ``data_seed``; the seeds vary the decoder's initial weights, the
     pretraining batches and the sparse paths.
     """
