@@ -26,7 +26,7 @@ from .._validation import (
     resolve_dtype,
 )
 from ..cells import CELLS
-from ..kernels import BACKENDS
+from ..kernels import BACKENDS, limit_kernel_threads
 from ..learners import RecurrentModel, pretrain_bptt
 from ..paths import SELECTIONS
 from ..tasks import ERROR_DENSITIES, TASKS, apply_error_density, make_task
@@ -332,7 +332,7 @@ def run_seed(
 
 
 def _run_seed_in_worker(config, seed, root, experiment):
-    torch.set_num_threads(1)
+    limit_kernel_threads()
     try:
         return run_seed(config, seed, root, experiment)
     except Exception:

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
+from ..kernels import limit_kernel_threads
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,11 @@ def execute_unit(job: Job, single_thread: bool = True) -> dict[str, Any]:
 
     Args:
       job: the call to make.
-      single_thread: limit torch to one thread; a worker of a pool shares the
+      single_thread: limit torch and numba to one thread; a worker of a pool shares the
         cores with the other workers.
     """
     if single_thread:
-        torch.set_num_threads(1)
+        limit_kernel_threads()
     start = time.perf_counter()
     try:
         records = job.run(job.config, job.seed, **job.options)

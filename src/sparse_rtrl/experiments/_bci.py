@@ -39,9 +39,9 @@ class BCIConfig(AdaptationConfig):
     """Adaptation settings plus where the two sessions come from.
 
     ``adapt_steps = 0`` adapts over all of session B. Drift fields left at None
-    take ``DriftConfig``'s defaults, which the config then records. The data (synthetic sessions, drift draw) are
-    fixed by ``data_seed``; the seeds vary the decoder's initial weights, the
-    pretraining batches and the sparse paths.
+    take ``DriftConfig``'s defaults, which the config then records. The data
+    (synthetic sessions, drift draw) are fixed by ``data_seed``; the seeds vary the
+    decoder's initial weights, the pretraining batches and the sparse paths.
     """
 
     task: str = field(default="bci", metadata={"cli": False})

@@ -23,6 +23,7 @@ from ._backend import (
     BackendUnavailableError,
     available_backends,
     check_backend_name,
+    limit_kernel_threads,
     resolve_backend,
 )
 from ._checks import SUPPORTED_DTYPES
@@ -32,6 +33,7 @@ from ._ops import sparse_propagate_op, sparse_propagate_out
 from ._reference import sparse_propagate_reference
 
 __all__ = [
+    "limit_kernel_threads",
     "BACKENDS",
     "SUPPORTED_DTYPES",
     "BackendUnavailableError",

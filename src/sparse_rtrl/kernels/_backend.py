@@ -123,3 +123,17 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> s
             f"backends available for {device}: {usable + ['auto']}"
         )
     return backend
+
+
+def limit_kernel_threads() -> None:
+    """Run torch and the numba kernel on one thread in this process.
+
+    A worker of a process pool shares the cores with the other workers; a parallel
+    region there waits for descheduled threads, which measured 5-10x slower than
+    one thread per worker on a loaded 2-core machine.
+    """
+    torch.set_num_threads(1)
+    if numba_available():
+        import numba
+
+        numba.set_num_threads(1)
