@@ -71,22 +71,30 @@ def _check_workers(workers: int | None) -> int:
     return workers
 
 
-@run.command("adaptation")
-@config_options(AdaptationConfig)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default="results/adaptation",
-    show_default=True,
-    help="Output directory; finished runs found there are reused.",
-)
-@click.option(
+def _out_option(default: str):
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False),
+        default=default,
+        show_default=True,
+        help="Output directory; finished runs found there are reused.",
+    )
+
+
+_WORKERS_OPTION = click.option(
     "--workers",
     type=int,
     default=None,
     help="Parallel processes, one seed each [default: min(2, CPU count)].",
 )
-@click.option("--quiet", is_flag=True, help="Hide progress bars.")
+_QUIET_OPTION = click.option("--quiet", is_flag=True, help="Hide progress bars.")
+
+
+@run.command("adaptation")
+@config_options(AdaptationConfig)
+@_out_option("results/adaptation")
+@_WORKERS_OPTION
+@_QUIET_OPTION
 def run_adaptation_command(out, workers, quiet, **options):
     """Pretrain on regime A, switch to regime B, and adapt online with each learner.
 
@@ -128,20 +136,9 @@ def _report_failures(summary) -> None:
     is_flag=True,
     help="Use two generated NWB sessions, session B drifted (the default source).",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default="results/bci",
-    show_default=True,
-    help="Output directory; finished runs found there are reused.",
-)
-@click.option(
-    "--workers",
-    type=int,
-    default=None,
-    help="Parallel processes, one seed each [default: min(2, CPU count)].",
-)
-@click.option("--quiet", is_flag=True, help="Hide progress bars.")
+@_out_option("results/bci")
+@_WORKERS_OPTION
+@_QUIET_OPTION
 def run_bci_command(synthetic, out, workers, quiet, **options):
     """Adapt a recurrent velocity decoder from session A to session B online.
 
@@ -181,25 +178,6 @@ def _preset(config) -> dict:
         for item in dataclasses.fields(config)
         if item.metadata.get("cli", True)
     }
-
-
-def _out_option(default: str):
-    return click.option(
-        "--out",
-        type=click.Path(file_okay=False),
-        default=default,
-        show_default=True,
-        help="Output directory; finished runs found there are reused.",
-    )
-
-
-_WORKERS_OPTION = click.option(
-    "--workers",
-    type=int,
-    default=None,
-    help="Parallel processes, one seed each [default: min(2, CPU count)].",
-)
-_QUIET_OPTION = click.option("--quiet", is_flag=True, help="Hide progress bars.")
 
 
 @run.command("lstm")
