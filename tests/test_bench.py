@@ -30,7 +30,8 @@ def test_run_benchmark_writes_json_and_png(tmp_path):
     data = json.loads((tmp_path / "bench.json").read_text())
     png = (tmp_path / "bench.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert data["dtype"] == "float32" and data["sizes"] == [8, 16]
+    assert data["dtype"] == "float32"
+    assert data["sizes"] == [8, 16]
     methods = {(r["mode"], r["method"], r["k_label"]) for r in data["results"]}
     for expected in [
         ("single", "copy floor", "-"),
@@ -47,13 +48,15 @@ def test_run_benchmark_writes_json_and_png(tmp_path):
     ]:
         assert expected in methods
     for row in data["results"]:
-        assert row["median_ms"] > 0 and row["calls"] == 2
+        assert row["median_ms"] > 0
+        assert row["calls"] == 2
         assert row["ratio_to_floor"] > 0
     sparse = [r for r in data["results"] if r["method"] == "sparse"]
     assert all(r["speedup_vs_exact"] > 0 for r in sparse)
     assert data["scaling"]["single"]["exact"] is not None
     assert data["overhead_us"]["sparse_propagate (dispatcher, auto)"] > 0
-    assert data["machine"]["nproc"] >= 1 and data["machine"]["numba"]
+    assert data["machine"]["nproc"] >= 1
+    assert data["machine"]["numba"]
     assert "sparse" in format_table(result)
 
 
@@ -77,16 +80,19 @@ def test_bench_command_quick(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "copy floor" in res.output and "scaling exponent" in res.output
+    assert "copy floor" in res.output
+    assert "scaling exponent" in res.output
     data = json.loads((tmp_path / "bench.json").read_text())
-    assert data["sizes"] == [16, 32] and data["batch"] == 1
+    assert data["sizes"] == [16, 32]
+    assert data["batch"] == 1
     assert {r["mode"] for r in data["results"]} == {"single"}
     assert (tmp_path / "bench.png").exists()
 
 
 def test_bench_command_rejects_bad_ks(tmp_path):
     res = CliRunner().invoke(bench_command, ["--ks", "1,x", "--out", str(tmp_path)])
-    assert res.exit_code != 0 and "ks must be integers" in res.output
+    assert res.exit_code != 0
+    assert "ks must be integers" in res.output
 
 
 def test_helpers():

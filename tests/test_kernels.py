@@ -354,7 +354,8 @@ def test_exact_propagate(batch, dtype):
     out = torch.full_like(M, float("nan"))
     ptr = out.data_ptr()
     result = K.exact_propagate(J, M, iv, ii, out)
-    assert result is out and out.data_ptr() == ptr
+    assert result is out
+    assert out.data_ptr() == ptr
     expected = J @ M
     cols = ii if batch is None else ii.expand(batch, -1, -1)
     expected.scatter_add_(-1, cols, iv)

@@ -65,7 +65,7 @@ def check_shape(name: str, tensor: torch.Tensor, shape: tuple[int | None, ...]) 
 
 
 def check_finite(name: str, tensor: torch.Tensor, where: str = "") -> None:
-    """Raise ``NonFiniteError`` when ``tensor`` holds a NaN or an Inf."""
+    """Raise ``NonFiniteError`` when ``tensor`` contains a NaN or an Inf."""
     if not torch.isfinite(tensor).all():
         bad = "NaN" if torch.isnan(tensor).any() else "Inf"
         suffix = f" ({where})" if where else ""

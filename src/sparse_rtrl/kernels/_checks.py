@@ -39,7 +39,7 @@ def check_float_dtype(name: str, tensor: torch.Tensor) -> None:
 
 
 def check_index_dtype(name: str, tensor: torch.Tensor) -> None:
-    """Raise ``TypeError`` unless ``tensor`` holds int64 indices."""
+    """Raise ``TypeError`` unless ``tensor`` contains int64 indices."""
     if tensor.dtype != torch.int64:
         raise TypeError(f"{name} must have dtype torch.int64; got {tensor.dtype}")
 

@@ -54,7 +54,7 @@ def _import_error() -> str | None:
 
 
 def triton_available() -> bool:
-    """True when ``import triton`` works (says nothing about a GPU)."""
+    """True when ``import triton`` works (whether a GPU exists is not checked)."""
     return _import_error() is None
 
 

@@ -14,7 +14,7 @@ from ._base import Stream, Task, segment_starts
 class SineTask(Task):
     """Generate ``sin(2π f (t - t0))`` from a frequency cue and a start pulse.
 
-    Each segment starts with a pulse on input 1 at step ``t0``; input 0 holds a cue
+    Each segment starts with a pulse on input 1 at step ``t0``; input 0 carries a cue
     ``c ~ U(0, 1)`` for the whole segment. The target frequency is
     ``f = scale · (f_low + c (f_high - f_low))`` cycles per step, with ``scale = 1``
     in regime A and ``freq_scale_b`` in regime B. Producing a new frequency needs new
