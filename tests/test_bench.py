@@ -53,6 +53,18 @@ def test_run_benchmark_writes_json_and_png(tmp_path):
         assert row["ratio_to_floor"] > 0
     sparse = [r for r in data["results"] if r["method"] == "sparse"]
     assert all(r["speedup_vs_exact"] > 0 for r in sparse)
+    for row in data["results"]:
+        if row["method"] in ("copy floor", "dense floor"):
+            assert row["paired_floor_ms"] is None
+            continue
+        # Each method's ratio is to the floor timed alternately with it.
+        assert row["paired_floor_ms"] > 0
+        assert row["ratio_to_floor"] == pytest.approx(
+            row["median_ms"] / row["paired_floor_ms"]
+        )
+    floor_of = {r["method"]: r["floor"] for r in data["results"]}
+    assert floor_of["sparse"] == floor_of["csr"] == "copy floor"
+    assert floor_of["exact"] == floor_of["masked dense"] == "dense floor"
     assert data["scaling"]["single"]["exact"] is not None
     assert data["overhead_us"]["sparse_propagate (dispatcher, auto)"] > 0
     assert data["machine"]["nproc"] >= 1

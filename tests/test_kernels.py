@@ -62,6 +62,33 @@ def numba_path(request, monkeypatch):
     return request.param
 
 
+def immediate_layout(imm_index, P, layout, seed=0):
+    """Rearrange the immediate columns of each row.
+
+    ``scattered`` keeps the random order. ``sorted`` sorts each row, so the kernel
+    adds the immediates while a segment is in cache. ``runs`` gives each row a
+    block of consecutive columns plus two far ones, like a tanh RNN's W_hh row,
+    W_ih row and bias.
+    """
+    if layout == "scattered":
+        return imm_index
+    if layout == "sorted":
+        return imm_index.sort(dim=1).values
+    g = torch.Generator().manual_seed(seed)
+    S, r = imm_index.shape
+    rows = []
+    for _ in range(S):
+        block = r - 2 if r > 2 else r
+        start = int(torch.randint(0, P - block + 1, (), generator=g))
+        cols = list(range(start, start + block))
+        while len(cols) < r:
+            c = int(torch.randint(0, P, (), generator=g))
+            if c not in cols:
+                cols.append(c)
+        rows.append(sorted(cols))
+    return torch.tensor(rows, dtype=torch.int64)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("S,P,k,r", CASES)
 def test_numba_matches_reference(S, P, k, r, dtype, numba_path):
@@ -71,6 +98,40 @@ def test_numba_matches_reference(S, P, k, r, dtype, numba_path):
     result = K.sparse_propagate(*args, out=out, backend="numba")
     assert result is out
     torch.testing.assert_close(out, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["scattered", "sorted", "runs"])
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("S,P,k,r", CASES)
+def test_numba_store_kinds(S, P, k, r, stream, layout, dtype, numba_path):
+    """Non-temporal and ordinary stores, immediates added in cache (sorted rows)
+    or after the tiles (unsorted), on sizes whose rows start unaligned."""
+    M, v, idx, iv, ii = make_inputs(S, P, k, r, dtype=dtype, seed=3)
+    ii = immediate_layout(ii, P, layout, seed=S + k)
+    args = (M, v, idx, iv, ii)
+    expected = K.sparse_propagate_reference(*args)
+    out = torch.full_like(M, float("nan"))
+    _numba.sparse_propagate_numba(*args, out=out, stream=stream, tile=1000)
+    torch.testing.assert_close(out, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("offset", [0, 1, 3, 15])
+def test_numba_unaligned_buffers(stream, offset, numba_path):
+    """Buffers that start off a 64-byte boundary, and a row with a repeated column."""
+    S, P, k, r = 9, 517, 4, 6
+    M, v, idx, iv, ii = make_inputs(S, P, k, r, dtype=torch.float32, seed=offset)
+    ii = ii.sort(dim=1).values
+    ii[2, 1] = ii[2, 0]  # the same column twice: both values are added
+    storage = torch.full((S * P + offset,), float("nan"))
+    out = storage[offset:].view(S, P)
+    src = torch.empty(S * P + offset)[offset:].view(S, P).copy_(M)
+    args = (src, v, idx, iv, ii)
+    _numba.sparse_propagate_numba(*args, out=out, stream=stream)
+    torch.testing.assert_close(
+        out, K.sparse_propagate_reference(*args), **TOL[torch.float32]
+    )
 
 
 @pytest.mark.parametrize("tile", [1, 64, 100, 1000, 1001, 5000])

@@ -14,9 +14,13 @@ the RNN's shape:
 * floors measured in the same run: ``copy`` (``out.copy_(M)``: one read and one write
   of M) and ``dense`` (``torch.mm(J, M, out=out)``).
 
-Each time is the median of ``repeats`` calls after one warm-up call. Slow calls
+Each time is the median of ``repeats`` calls after one warm-up call. Every method
+is timed alternately with its floor on the same buffers (floor, method, floor, ...),
+and its ratio is taken to that paired floor. On a shared host the memory bandwidth
+drifts (the copy floor at n = 512 measured 22 ms and 37 ms a few minutes apart
+here), which a floor timed once per size would mix into the ratios. Slow calls
 (warm-up over ``slow_s`` seconds) get fewer repeats, at least one, so that the full
-run stays within about ten minutes; the number of calls is recorded. A batched mode
+run stays within about ten minutes. The number of calls is recorded. A batched mode
 repeats the sparse, exact and floor timings with B independent streams.
 
 Writes ``bench.json`` (every time, the floors, ratios, fitted scaling exponents,
@@ -122,6 +126,35 @@ def time_call(
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
+
+
+def time_pair(
+    fn: Callable[[], object],
+    floor: Callable[[], object],
+    repeats: int,
+    slow_s: float = SLOW_S,
+) -> tuple[list[float], list[float]]:
+    """Wall times of ``fn`` and of its ``floor``, called alternately.
+
+    One warm-up call of each, then ``repeats`` rounds of (floor, fn); the repeats
+    are cut like :func:`time_call` when ``fn`` is slow. Timing the floor next to
+    the method keeps their ratio meaningful while the memory bandwidth drifts.
+    """
+    floor()
+    start = time.perf_counter()
+    fn()
+    warm = time.perf_counter() - start
+    if warm > slow_s:
+        repeats = max(1, min(repeats, int(3 * slow_s / warm)))
+    times, floor_times = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        floor()
+        floor_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times, floor_times
 
 
 def _k_values(ks: Sequence[int | str], n: int) -> list[tuple[int, str]]:
@@ -250,7 +283,7 @@ def measure_overheads(dtype: torch.dtype, repeats: int = 2000) -> dict[str, floa
             _numba.sparse_propagate_numba(*args, out=out)
         ),
         "compiled kernel alone": lambda: _numba._propagate_serial(
-            *arrays, args[4].numpy(), out.numpy()[None], 1
+            *arrays, args[4].numpy(), out.numpy()[None], 1, False
         ),
         "torch.ops.sparse_rtrl.sparse_propagate_out": lambda: (
             torch.ops.sparse_rtrl.sparse_propagate_out(*args, out)
@@ -388,7 +421,14 @@ def run_benchmark(
                 dense_jacobian=True,
             )
         fn = _step_fn(method, problems[key])
-        median, times = time_call(fn, repeats, slow_s)
+        paired = None
+        if method in (COPY_FLOOR, DENSE_FLOOR):
+            median, times = time_call(fn, repeats, slow_s)
+        else:
+            floor_fn = _step_fn(_floor_of(method), problems[key])
+            times, floor_times = time_pair(fn, floor_fn, repeats, slow_s)
+            median = statistics.median(times)
+            paired = statistics.median(floor_times) * 1e3
         rows.append(
             {
                 "mode": mode,
@@ -402,6 +442,7 @@ def run_benchmark(
                 "min_ms": min(times) * 1e3,
                 "calls": len(times),
                 "times_ms": [t * 1e3 for t in times],
+                "paired_floor_ms": paired,
             }
         )
     problems.clear()
@@ -449,16 +490,20 @@ def _floors(rows):
     return floors
 
 
+def _floor_of(method: str) -> str:
+    """Return the name of the floor that ``method`` is compared with."""
+    return COPY_FLOOR if method in (SPARSE, GATHER, CSR, COPY_FLOOR) else DENSE_FLOOR
+
+
 def _add_ratios(rows):
+    """``ratio_to_floor``: the median time over the median of the floor timed
+    alternately with it (``paired_floor_ms``), or over the floor's own row."""
     floors = _floors(rows)
     exact = {(r["mode"], r["n"]): r["median_ms"] for r in rows if r["method"] == EXACT}
     for row in rows:
         f = floors.get(row["mode"], {}).get(str(row["n"]), {})
-        if row["method"] in (SPARSE, GATHER, CSR, COPY_FLOOR):
-            floor_name = COPY_FLOOR
-        else:
-            floor_name = DENSE_FLOOR
-        floor = f.get(floor_name)
+        floor_name = _floor_of(row["method"])
+        floor = row.get("paired_floor_ms") or f.get(floor_name)
         row["floor"] = floor_name
         row["ratio_to_floor"] = row["median_ms"] / floor if floor else None
         ex = exact.get((row["mode"], row["n"]))
