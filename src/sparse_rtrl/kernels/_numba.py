@@ -11,7 +11,7 @@ about 8 MiB) stays in the shared L3 cache while the row blocks of one stream wal
 together, so each block of M comes from memory about once. With k <= 1 there is no
 reuse to gain and whole rows are streamed.
 
-The inner loop over a row segment is generated as LLVM IR (``_make_vector_fold``):
+The inner loop over a row segment is generated as LLVM IR (``_fold_vectors``):
 64-byte vectors, the k paths summed in registers, one store per vector. When the
 output is larger than the L3 (``STREAM_BYTES``), those stores are non-temporal: a
 line is written without first being read from memory, and the output does not
@@ -42,8 +42,8 @@ term) and no fast-math flag is used, so results match
 Compilation: there are two compiled variants, a serial one for small problems
 (fewer than ``SERIAL_WORK`` multiply-adds, where waking the thread pool costs more
 than it saves) and the parallel one. The first call of each variant for each dtype
-compiles it: measured 4-5 s (serial) and 5.5-6.5 s (parallel) on this 2-core
-machine, so about 10 s per dtype in all. ``cache=True``
+compiles it: measured 3-4 s (serial) and 4 s (parallel) on this 2-core machine,
+so about 7-8 s per dtype in all. ``cache=True``
 stores the machine code in ``__pycache__`` (or ``NUMBA_CACHE_DIR``): in later
 processes the first call loads it in about 0.5 s and further calls cost the
 kernel time plus ~16 µs of Python checks and dispatch.
@@ -107,131 +107,148 @@ def _first_bad_index(idx, iidx, S, P):  # pragma: no cover - jitted
     return -1
 
 
-def _make_vector_fold(fixed: int, loop_rest: bool, nontemporal: bool):
-    """Build an intrinsic ``fold(out, o0, M, src, coef, k, nvec)`` that writes
-    ``nvec`` 64-byte vectors: for j < nvec and every lane c,
+def _emit_fold(context, builder, arrays, o0, k, nvec, fixed, loop_rest, nontemporal):
+    """Emit the loop of :func:`_fold_vectors` for one case: ``fixed`` (0-4) paths
+    unrolled with their coefficients broadcast once, then, with ``loop_rest``,
+    the paths ``fixed..k-1`` in a loop over blocks of ``_BLOCK`` vectors (each
+    path's offset and coefficient loaded once per block). ``fixed = 0`` writes
+    zeros."""
+    out_t, out_a, m_a, src_t, src_a, coef_a = arrays
+    intp = types.intp
+    size = out_t.dtype.bitwidth // 8
+    lanes = _VEC_BYTES // size
+    vec = ir.VectorType(context.get_data_type(out_t.dtype), lanes)
+    i32 = ir.IntType(32)
+    word = context.get_value_type(intp)
+
+    def splat(x):
+        one = builder.insert_element(ir.Constant(vec, ir.Undefined), x, i32(0))
+        mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), mask)
+
+    def path(q):
+        start = builder.load(builder.gep(src_a.data, [q]))
+        start = context.cast(builder, start, src_t.dtype, intp)
+        return start, builder.load(builder.gep(coef_a.data, [q]))
+
+    def load(start, offset):
+        ptr = builder.gep(m_a.data, [builder.add(start, offset)])
+        return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=size)
+
+    hoisted = [path(word(q)) for q in range(fixed)]
+    hoisted = [(start, splat(c)) for start, c in hoisted]
+    acc_ptrs = [cgutils.alloca_once(builder, vec) for _ in range(_BLOCK)]
+    meta = builder.module.add_metadata([i32(1)])
+
+    def vectors(first, count):
+        offsets = [
+            builder.mul(builder.add(first, word(u)), word(lanes)) for u in range(count)
+        ]
+        accs = []
+        for offset in offsets:
+            if fixed == 0:
+                acc = ir.Constant(vec, None)
+            else:
+                acc = builder.fmul(hoisted[0][1], load(hoisted[0][0], offset))
+                for start, c in hoisted[1:]:
+                    acc = builder.fadd(acc, builder.fmul(c, load(start, offset)))
+            accs.append(acc)
+        if loop_rest:
+            for acc, ptr in zip(accs, acc_ptrs, strict=False):
+                builder.store(acc, ptr)
+            rest = cgutils.for_range_slice(builder, word(fixed), k, word(1), intp=word)
+            with rest as (q, _):
+                start, c = path(q)
+                c = splat(c)
+                for offset, ptr in zip(offsets, acc_ptrs, strict=False):
+                    term = builder.fmul(c, load(start, offset))
+                    builder.store(builder.fadd(builder.load(ptr), term), ptr)
+            accs = [builder.load(ptr) for ptr in acc_ptrs[:count]]
+        for offset, acc in zip(offsets, accs, strict=True):
+            dst = builder.gep(out_a.data, [builder.add(o0, offset)])
+            dst = builder.bitcast(dst, vec.as_pointer())
+            if nontemporal:
+                store = builder.store(acc, dst, align=_VEC_BYTES)
+                store.set_metadata("nontemporal", meta)
+            else:
+                builder.store(acc, dst, align=size)
+
+    block = _BLOCK if loop_rest else 1
+    blocks = builder.udiv(nvec, word(block))
+    with cgutils.for_range(builder, blocks) as loop:
+        vectors(builder.mul(loop.index, word(block)), block)
+    if block > 1:
+        done = builder.mul(blocks, word(block))
+        rest = cgutils.for_range_slice(builder, done, nvec, word(1), intp=word)
+        with rest as (j, _):
+            vectors(j, 1)
+
+
+@intrinsic
+def _fold_vectors(typingctx, out, o0, M, src, coef, k, nvec, nontemporal):
+    """Write ``nvec`` 64-byte vectors of one output row: for j < nvec and every
+    lane c,
 
         out[o0 + jL + c] = (((coef[0]·M[src[0] + jL + c] + coef[1]·M[src[1] + ...])
                             + coef[2]·...) + ... + coef[k-1]·M[src[k-1] + jL + c]
 
     (L = 64 / itemsize), summed left to right like the reference, in registers.
-    ``fixed`` (0-4) paths are unrolled with their coefficients broadcast once;
-    with ``loop_rest`` the paths ``fixed..k-1`` follow in a loop. ``fixed = 0``
-    writes zeros. With ``nontemporal`` the stores bypass the caches (``out + o0``
-    must then be 64-byte aligned): writing a line does not first read it from
+    k = 0 writes zeros. The generated code has one loop per k in 0-4 and one for
+    k > 4. With ``nontemporal`` the stores bypass the caches, and ``out + o0``
+    must then be 64-byte aligned: writing a line does not first read it from
     memory, and does not evict the tile of M that later rows read.
     """
-
-    def typer(typingctx, out, o0, M, src, coef, k, nvec):
-        arrays = (out, M, src, coef)
-        if not all(isinstance(a, types.Array) for a in arrays):
-            return None
-        if out.dtype not in (types.float32, types.float64) or M.dtype != out.dtype:
-            return None
-        if coef.dtype != out.dtype or not isinstance(src.dtype, types.Integer):
-            return None
-        sig = types.void(out, o0, M, src, coef, k, nvec)
-        return sig, codegen
+    arrays = (out, M, src, coef)
+    if not all(isinstance(a, types.Array) for a in arrays):
+        return None
+    if out.dtype not in (types.float32, types.float64) or M.dtype != out.dtype:
+        return None
+    if coef.dtype != out.dtype or not isinstance(src.dtype, types.Integer):
+        return None
+    if not isinstance(nontemporal, types.Boolean):
+        return None
 
     def codegen(context, builder, sig, args):
-        out_t, o0_t, m_t, src_t, coef_t, k_t, nvec_t = sig.args
-        out_a = context.make_array(out_t)(context, builder, args[0])
-        m_a = context.make_array(m_t)(context, builder, args[2])
-        src_a = context.make_array(src_t)(context, builder, args[3])
-        coef_a = context.make_array(coef_t)(context, builder, args[4])
+        out_t, o0_t, m_t, src_t, coef_t, k_t, nvec_t, nt_t = sig.args
+        arrays = (
+            out_t,
+            context.make_array(out_t)(context, builder, args[0]),
+            context.make_array(m_t)(context, builder, args[2]),
+            src_t,
+            context.make_array(src_t)(context, builder, args[3]),
+            context.make_array(coef_t)(context, builder, args[4]),
+        )
         intp = types.intp
         o0 = context.cast(builder, args[1], o0_t, intp)
         k = context.cast(builder, args[5], k_t, intp)
         nvec = context.cast(builder, args[6], nvec_t, intp)
-        size = out_t.dtype.bitwidth // 8
-        lanes = _VEC_BYTES // size
-        elt = context.get_data_type(out_t.dtype)
-        vec = ir.VectorType(elt, lanes)
-        i32 = ir.IntType(32)
+        streaming = context.cast(builder, args[7], nt_t, types.boolean)
         word = context.get_value_type(intp)
 
-        def splat(x):
-            one = builder.insert_element(ir.Constant(vec, ir.Undefined), x, i32(0))
-            mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-            return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), mask)
+        # One block per k in 0-4, the default block for k > 4.
+        end = builder.append_basic_block("fold.end")
+        many = builder.append_basic_block("fold.many")
+        switch = builder.switch(k, many)
 
-        def path(q):
-            start = builder.load(builder.gep(src_a.data, [q]))
-            start = context.cast(builder, start, src_t.dtype, intp)
-            c = builder.load(builder.gep(coef_a.data, [q]))
-            return start, c
-
-        hoisted = [path(word(q)) for q in range(fixed)]
-        hoisted = [(start, splat(c)) for start, c in hoisted]
-        acc_ptrs = [cgutils.alloca_once(builder, vec) for _ in range(_BLOCK)]
-        meta = builder.module.add_metadata([i32(1)])
-
-        def load(start, offset):
-            ptr = builder.gep(m_a.data, [builder.add(start, offset)])
-            return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=size)
-
-        def vectors(first, count):
-            """Vectors first .. first + count - 1 (count <= _BLOCK): each path's
-            offset and coefficient are loaded once for the block."""
-            offsets = [
-                builder.mul(builder.add(first, word(u)), word(lanes))
-                for u in range(count)
-            ]
-            accs = []
-            for offset in offsets:
-                if fixed == 0:
-                    acc = ir.Constant(vec, None)
-                else:
-                    acc = builder.fmul(hoisted[0][1], load(hoisted[0][0], offset))
-                    for start, c in hoisted[1:]:
-                        acc = builder.fadd(acc, builder.fmul(c, load(start, offset)))
-                accs.append(acc)
+        cases = [(fixed, False) for fixed in range(5)] + [(4, True)]
+        for fixed, loop_rest in cases:
             if loop_rest:
-                for acc, ptr in zip(accs, acc_ptrs, strict=False):
-                    builder.store(acc, ptr)
-                with cgutils.for_range_slice(
-                    builder, word(fixed), k, word(1), intp=word
-                ) as (q, _):
-                    start, c = path(q)
-                    c = splat(c)
-                    for offset, ptr in zip(offsets, acc_ptrs, strict=False):
-                        term = builder.fmul(c, load(start, offset))
-                        builder.store(builder.fadd(builder.load(ptr), term), ptr)
-                accs = [builder.load(ptr) for ptr in acc_ptrs[:count]]
-            for offset, acc in zip(offsets, accs, strict=True):
-                dst = builder.gep(out_a.data, [builder.add(o0, offset)])
-                dst = builder.bitcast(dst, vec.as_pointer())
-                if nontemporal:
-                    store = builder.store(acc, dst, align=_VEC_BYTES)
-                    store.set_metadata("nontemporal", meta)
-                else:
-                    builder.store(acc, dst, align=size)
-
-        block = _BLOCK if loop_rest else 1
-        blocks = builder.udiv(nvec, word(block))
-        with cgutils.for_range(builder, blocks) as loop:
-            vectors(builder.mul(loop.index, word(block)), block)
-        if block > 1:
-            done = builder.mul(blocks, word(block))
-            with cgutils.for_range_slice(builder, done, nvec, word(1), intp=word) as (
-                j,
-                _,
-            ):
-                vectors(j, 1)
+                block = many
+            else:
+                block = builder.append_basic_block(f"fold.k{fixed}")
+                switch.add_case(word(fixed), block)
+            builder.position_at_end(block)
+            with builder.if_else(streaming) as (then, otherwise):
+                for nt, branch in ((True, then), (False, otherwise)):
+                    with branch:
+                        _emit_fold(
+                            context, builder, arrays, o0, k, nvec, fixed, loop_rest, nt
+                        )
+            builder.branch(end)
+        builder.position_at_end(end)
         return context.get_dummy_value()
 
-    name = f"_fold{fixed}{'_many' if loop_rest else ''}{'_nt' if nontemporal else ''}"
-    typer.__name__ = typer.__qualname__ = name
-    return intrinsic(typer)
-
-
-# One intrinsic per (paths unrolled, loop over the rest, store kind).
-_FOLD_CACHED = tuple(_make_vector_fold(f, False, False) for f in range(5))
-_FOLD_STREAM = tuple(_make_vector_fold(f, False, True) for f in range(5))
-_fold0, _fold1, _fold2, _fold3, _fold4 = _FOLD_CACHED
-_fold0_nt, _fold1_nt, _fold2_nt, _fold3_nt, _fold4_nt = _FOLD_STREAM
-_fold_many = _make_vector_fold(4, True, False)
-_fold_many_nt = _make_vector_fold(4, True, True)
+    return types.void(out, o0, M, src, coef, k, nvec, nontemporal), codegen
 
 
 @intrinsic
@@ -273,12 +290,12 @@ def _fold_scalar(of, o, Mf, src, coef, k, c):  # pragma: no cover - jitted
 def _span(of, row, Mf, src, coef, k, lo, hi, nontemporal, shifted):  # pragma: no cover
     """Write columns [lo, hi) of one output row: ``of[row + c]`` for lo <= c < hi.
 
-    ``src[q]`` is the flat offset of the row's q-th source row in ``Mf``. The fold
-    intrinsics write the whole vectors. With non-temporal stores these must start
-    at a 64-byte boundary, so the columns before it are written one by one, as are
-    the columns after the last whole vector. ``shifted`` is scratch space for the k
-    source offsets moved to the first vector. All offsets are unsigned, so numba
-    adds no negative-index test.
+    ``src[q]`` is the flat offset of the row's q-th source row in ``Mf``.
+    :func:`_fold_vectors` writes the whole vectors. With non-temporal stores these
+    must start at a 64-byte boundary, so the columns before it are written one by
+    one, as are the columns after the last whole vector. ``shifted`` is scratch
+    space for the k source offsets moved to the first vector. All offsets are
+    unsigned, so numba adds no negative-index test.
     """
     size = of.itemsize
     lanes = uint64(_VEC_BYTES // size)
@@ -297,31 +314,7 @@ def _span(of, row, Mf, src, coef, k, lo, hi, nontemporal, shifted):  # pragma: n
         shifted[q] = src[q] + start
     o0 = row + start
     if nvec > 0:
-        if nontemporal:
-            if k == 0:
-                _fold0_nt(of, o0, Mf, shifted, coef, k, nvec)
-            elif k == 1:
-                _fold1_nt(of, o0, Mf, shifted, coef, k, nvec)
-            elif k == 2:
-                _fold2_nt(of, o0, Mf, shifted, coef, k, nvec)
-            elif k == 3:
-                _fold3_nt(of, o0, Mf, shifted, coef, k, nvec)
-            elif k == 4:
-                _fold4_nt(of, o0, Mf, shifted, coef, k, nvec)
-            else:
-                _fold_many_nt(of, o0, Mf, shifted, coef, k, nvec)
-        elif k == 0:
-            _fold0(of, o0, Mf, shifted, coef, k, nvec)
-        elif k == 1:
-            _fold1(of, o0, Mf, shifted, coef, k, nvec)
-        elif k == 2:
-            _fold2(of, o0, Mf, shifted, coef, k, nvec)
-        elif k == 3:
-            _fold3(of, o0, Mf, shifted, coef, k, nvec)
-        elif k == 4:
-            _fold4(of, o0, Mf, shifted, coef, k, nvec)
-        else:
-            _fold_many(of, o0, Mf, shifted, coef, k, nvec)
+        _fold_vectors(of, o0, Mf, shifted, coef, k, nvec, nontemporal)
     for c in range(start + nvec * lanes, hi):
         _fold_scalar(of, row + c, Mf, src, coef, k, c)
 
@@ -510,7 +503,7 @@ def sparse_propagate_numba(
     ``tile`` (columns per tile) and ``stream`` (non-temporal stores) override the
     sizes chosen from the problem; they change the speed, never the result.
 
-    First-call cost: compiling takes about 10 s per dtype in a process without a
+    First-call cost: compiling takes about 8 s per dtype in a process without a
     cache, about 0.5 s when the on-disk cache exists (see the module
     docstring).
     """
