@@ -15,16 +15,18 @@ def adam(params):
 
 
 @pytest.mark.parametrize(
-    "k,selection,rescale",
+    "k,selection,rescale,decay",
     [
-        (None, "random", False),
-        (3, "random", False),
-        (2, "resample", True),
-        (9, "topk", False),
-        (0, "random", False),
+        (None, "random", False, 1.0),
+        (None, "random", False, 0.9),
+        (3, "random", False, 1.0),
+        (3, "random", True, 0.8),
+        (2, "resample", True, 1.0),
+        (9, "topk", False, 1.0),
+        (0, "random", False, 1.0),
     ],
 )
-def test_batched_matches_unbatched(k, selection, rescale):
+def test_batched_matches_unbatched(k, selection, rescale, decay):
     n, m, d, steps, batch = 9, 2, 2, 25, 3
     models = [make_rnn_model(n, m, d, seed=s) for s in range(batch)]
     data = [random_sequence(steps, m, d, seed=s) for s in range(batch)]
@@ -34,7 +36,7 @@ def test_batched_matches_unbatched(k, selection, rescale):
         model = copy.deepcopy(models[b])
         optimizer = adam(list(model.parameters()))
         if k is None:
-            learner = ExactRTRL(model, optimizer)
+            learner = ExactRTRL(model, optimizer, decay=decay)
         else:
             learner = SparseRTRL(
                 model,
@@ -43,16 +45,23 @@ def test_batched_matches_unbatched(k, selection, rescale):
                 selection=selection,
                 rescale=rescale,
                 generator=torch.Generator().manual_seed(b),
+                decay=decay,
             )
         x, y = data[b]
         expected_losses.append(
             torch.stack([learner.step(xt, yt) for xt, yt in zip(x, y)])
         )
-        expected_models.append(model)
+        expected_models.append((model, learner.last_prediction))
 
     generators = [torch.Generator().manual_seed(b) for b in range(batch)]
     batched = BatchedRTRL(
-        models, adam, k=k, selection=selection, rescale=rescale, generators=generators
+        models,
+        adam,
+        k=k,
+        selection=selection,
+        rescale=rescale,
+        generators=generators,
+        decay=decay,
     )
     inputs = torch.stack([x for x, _ in data], dim=1)  # (T, B, m)
     targets = torch.stack([y for _, y in data], dim=1)  # (T, B, d)
@@ -61,7 +70,10 @@ def test_batched_matches_unbatched(k, selection, rescale):
     torch.testing.assert_close(
         losses.T, torch.stack(expected_losses), rtol=1e-9, atol=1e-12
     )
-    for b, model in enumerate(expected_models):
+    for b, (model, prediction) in enumerate(expected_models):
+        torch.testing.assert_close(
+            batched.last_prediction[b], prediction, rtol=1e-9, atol=1e-12
+        )
         torch.testing.assert_close(
             batched.weight_hh[b], model.cell.weight_hh, rtol=1e-9, atol=1e-12
         )
@@ -79,6 +91,8 @@ def test_batched_rejects_other_cells_and_sizes():
         BatchedRTRL([a], k=5)
     with pytest.raises(ValueError, match="at least one model"):
         BatchedRTRL([])
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\]; got decay=1.5"):
+        BatchedRTRL([a], k=1, decay=1.5)
 
 
 def test_batched_rejects_wrong_input_shape():

@@ -28,9 +28,10 @@ from .._validation import (
 from ..cells import CELLS
 from ..kernels import BACKENDS, limit_kernel_threads
 from ..learners import RecurrentModel, pretrain_bptt
+from ..learners._batched import BatchedRTRL
 from ..paths import SELECTIONS
 from ..tasks import ERROR_DENSITIES, TASKS, apply_error_density, make_task
-from ._learner_specs import OPTIMIZERS, LearnerSpec, build_learner
+from ._learner_specs import OPTIMIZERS, LearnerSpec, build_learner, make_optimizer
 from ._metrics import mean_std, recovery
 from ._store import ResultStore, config_key, write_json_atomic
 
@@ -109,6 +110,14 @@ class AdaptationConfig:
     record_predictions: bool = field(
         default=False, metadata={"help": "store per-step predictions in each run"}
     )
+    batch_seeds: bool = field(
+        default=False,
+        metadata={
+            "help": "run all seeds of each exact or sparse learner as one batch "
+            "(tanh RNN only): one Python step per batch instead of per seed; "
+            "results equal the per-seed runs up to rounding"
+        },
+    )
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting."""
@@ -131,6 +140,11 @@ class AdaptationConfig:
                 check_int_range(
                     "k", k, 0, self.hidden_size, f"for n={self.hidden_size}"
                 )
+        if self.batch_seeds and self.cell != "rnn":
+            raise ValueError(
+                f"batch_seeds runs tanh RNNs only; got cell={self.cell!r}. "
+                "Drop --batch-seeds to run the seeds one by one"
+            )
         labels = [spec.label for spec in self.learner_specs()]
         if len(set(labels)) != len(labels):
             raise ValueError(f"learners must be distinct; got {labels}")
@@ -169,7 +183,9 @@ class AdaptationConfig:
     def run_key(self) -> str:
         """Hash of every field that changes a run's result except the learner list."""
         data = asdict(self)
-        for name in ("learners", "seeds", "first_seed"):
+        # How the runs are scheduled does not change their results (beyond
+        # rounding), so batched and per-seed runs share their stored results.
+        for name in ("learners", "seeds", "first_seed", "batch_seeds"):
             data.pop(name)
         return config_key(data)
 
@@ -227,26 +243,63 @@ def adaptation_streams(config: AdaptationConfig, task, seed: int):
     return warmup.to(dtype, config.device), adapt.to(dtype, config.device)
 
 
+def run_record_key(config: AdaptationConfig, seed: int, label: str) -> str:
+    """Return the store key of one (seed, learner) run."""
+    return f"{config.run_key()}-seed{seed}-{config_key({'learner': label})}"
+
+
+def _new_record(config, experiment, key, seed, label) -> dict[str, Any]:
+    return {
+        "experiment": experiment,
+        "key": key,
+        "seed": seed,
+        "learner": label,
+        "config": asdict(config),
+    }
+
+
+def _finish_record(record, curve, warmup_steps, seconds_per_step, predictions):
+    """Add the losses of a finished run to ``record``."""
+    adapt_curve = np.asarray(curve[warmup_steps:])
+    tail = max(1, len(adapt_curve) // 10)
+    record.update(
+        status="ok",
+        loss=float(adapt_curve.mean()),
+        final_loss=float(adapt_curve[-tail:].mean()),
+        pre_switch_loss=float(np.mean(curve[:warmup_steps]))
+        if warmup_steps
+        else math.nan,
+        seconds_per_step=seconds_per_step,
+        curve=curve,
+    )
+    if predictions is not None:
+        record["predictions"] = predictions
+
+
 def run_seed(
     config: AdaptationConfig,
     seed: int,
     root: str | None,
     experiment: str = "adaptation",
     progress: bool = False,
+    labels: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every learner of ``config`` on one seed and store each result at once.
 
     All learners start from the same pretrained weights, see the same streams and get
     an optimizer of the same kind. A learner that hits a NaN or an Inf is recorded as
-    failed with its error, and the other learners still run.
+    failed with its error, and the other learners still run. ``labels`` restricts
+    the run to the learners with those labels.
     """
     store = ResultStore(root) if root else None
     task = make_task(config.task, **config.task_options)
     specs = config.learner_specs()
+    if labels is not None:
+        specs = [spec for spec in specs if spec.label in labels]
     todo = []
     records = []
     for spec in specs:
-        key = f"{config.run_key()}-seed{seed}-{config_key({'learner': spec.label})}"
+        key = run_record_key(config, seed, spec.label)
         if store is not None and store.has(experiment, key):
             records.append(store.get(experiment, key))
         else:
@@ -260,13 +313,7 @@ def run_seed(
     warmup_steps = config.warmup_steps
 
     for spec, key in todo:
-        record = {
-            "experiment": experiment,
-            "key": key,
-            "seed": seed,
-            "learner": spec.label,
-            "config": asdict(config),
-        }
+        record = _new_record(config, experiment, key, seed, spec.label)
         generator = torch.Generator().manual_seed(30_000 + seed)
         learner_model = copy.deepcopy(model)
         start = time.perf_counter()
@@ -304,20 +351,13 @@ def run_seed(
                     predictions.append(learner.last_prediction.tolist())
                 bar.update()
             bar.close()
-            adapt_curve = np.asarray(curve[warmup_steps:])
-            tail = max(1, len(adapt_curve) // 10)
-            record.update(
-                status="ok",
-                loss=float(adapt_curve.mean()),
-                final_loss=float(adapt_curve[-tail:].mean()),
-                pre_switch_loss=float(np.mean(curve[:warmup_steps]))
-                if warmup_steps
-                else math.nan,
-                seconds_per_step=(time.perf_counter() - adapt_start) / len(adapt),
-                curve=curve,
+            _finish_record(
+                record,
+                curve,
+                warmup_steps,
+                (time.perf_counter() - adapt_start) / len(adapt),
+                predictions if config.record_predictions else None,
             )
-            if config.record_predictions:
-                record["predictions"] = predictions
         except NonFiniteError as error:
             record.update(
                 status="failed",
@@ -331,12 +371,171 @@ def run_seed(
     return records
 
 
-def _run_seed_in_worker(config, seed, root, experiment):
+def _run_seed_in_worker(config, seed, root, experiment, labels=None):
     limit_kernel_threads()
     try:
-        return run_seed(config, seed, root, experiment)
+        return run_seed(config, seed, root, experiment, labels=labels)
     except Exception:
         # A traceback object does not cross the process boundary; its text does.
+        raise RuntimeError(traceback.format_exc()) from None
+
+
+#: Learners whose seeds can run as one ``BatchedRTRL`` batch, with the options
+#: that it takes.
+BATCHABLE_OPTIONS = {
+    "exact": ("decay",),
+    "sparse": ("k", "selection", "keep_self", "rescale", "decay", "backend"),
+}
+
+
+def batchable(config: AdaptationConfig, spec: LearnerSpec) -> bool:
+    """Return True when the seeds of ``spec`` can run as one batch: exact or
+    sparse RTRL on the tanh RNN, with options that ``BatchedRTRL`` takes."""
+    if config.cell != "rnn" or spec.name not in BATCHABLE_OPTIONS:
+        return False
+    return set(spec.options) <= set(BATCHABLE_OPTIONS[spec.name])
+
+
+def run_seeds_batched(
+    config: AdaptationConfig,
+    spec: LearnerSpec,
+    seeds: list[int],
+    root: str | None,
+    experiment: str = "adaptation",
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Run one learner on many seeds as one batch and store each seed's result.
+
+    Each seed gets the pretrained model, streams, path generator and optimizer
+    kind of :func:`run_seed`, so its result equals the per-seed run up to
+    rounding. Seeds whose error masks differ run in separate batches, because a
+    batch learns at the same steps in every stream. If a batch hits a NaN or an
+    Inf, its seeds run again one by one, so that only the failing seed is
+    recorded as failed.
+    """
+    store = ResultStore(root) if root else None
+    records = []
+    todo = []
+    for seed in seeds:
+        key = run_record_key(config, seed, spec.label)
+        if store is not None and store.has(experiment, key):
+            records.append(store.get(experiment, key))
+        else:
+            todo.append((seed, key))
+    if not todo:
+        return records
+
+    task = make_task(config.task, **config.task_options)
+    cache = Path(root) / "pretrained" if root else None
+    runs = []
+    for seed, key in todo:
+        model = pretrained_model(config, task, seed, cache)
+        warmup, adapt = adaptation_streams(config, task, seed)
+        runs.append((seed, key, model, warmup, adapt))
+    groups: dict[bytes, list] = {}
+    for run in runs:
+        mask = run[4].error_mask.to(torch.uint8).cpu().numpy().tobytes()
+        groups.setdefault(mask, []).append(run)
+
+    for group in groups.values():
+        try:
+            found = _run_batch(config, spec, group, experiment, progress)
+        except NonFiniteError as error:
+            group_seeds = [run[0] for run in group]
+            log.warning(
+                "batch of %s, seeds %s: %s; running the seeds one by one",
+                spec.label,
+                group_seeds,
+                error,
+            )
+            found = []
+            for seed in group_seeds:
+                found.extend(
+                    run_seed(config, seed, root, experiment, labels={spec.label})
+                )
+        else:
+            if store is not None:
+                for record in found:
+                    store.put(experiment, record["key"], record)
+        records.extend(found)
+    return records
+
+
+def _run_batch(config, spec, group, experiment, progress) -> list[dict[str, Any]]:
+    """Run ``spec`` on the seeds of ``group`` with one ``BatchedRTRL``."""
+    options = {**config.learner_defaults(), **spec.options}
+    k = options["k"] if spec.name == "sparse" else None
+    seeds = [run[0] for run in group]
+    learner = BatchedRTRL(
+        [copy.deepcopy(run[2]) for run in group],
+        lambda params: make_optimizer(config.optimizer, params, config.lr),
+        k=k,
+        selection=options["selection"],
+        keep_self=options["keep_self"],
+        rescale=options["rescale"],
+        generators=[torch.Generator().manual_seed(30_000 + seed) for seed in seeds],
+        backend=options["backend"],
+        decay=options["decay"],
+    )
+
+    warmup_x = torch.stack([run[3].inputs for run in group], dim=1)  # (T, B, m)
+    warmup_y = torch.stack([run[3].targets for run in group], dim=1)
+    adapt_x = torch.stack([run[4].inputs for run in group], dim=1)
+    adapt_y = torch.stack([run[4].targets for run in group], dim=1)
+    mask = group[0][4].error_mask
+    warmup_steps = config.warmup_steps
+    curves: list[list[float]] = [[] for _ in group]
+    predictions: list[list] = [[] for _ in group]
+
+    start = time.perf_counter()
+    bar = tqdm(
+        total=warmup_steps + len(adapt_x),
+        desc=f"seeds {seeds[0]}-{seeds[-1]} {spec.label}",
+        disable=not progress,
+        leave=False,
+    )
+    for step in range(warmup_steps):
+        losses = learner.step(warmup_x[step], warmup_y[step], learn=False)
+        for curve, loss in zip(curves, losses.tolist(), strict=True):
+            curve.append(loss)
+        bar.update()
+    adapt_start = time.perf_counter()
+    for t in range(len(adapt_x)):
+        losses = learner.step(adapt_x[t], adapt_y[t], learn=bool(mask[t]))
+        for curve, loss in zip(curves, losses.tolist(), strict=True):
+            curve.append(loss)
+        if config.record_predictions:
+            for stream_predictions, prediction in zip(
+                predictions, learner.last_prediction.tolist(), strict=True
+            ):
+                stream_predictions.append(prediction)
+        bar.update()
+    bar.close()
+
+    # Per-stream cost: the batch's time per step shared among its streams.
+    per_step = (time.perf_counter() - adapt_start) / len(adapt_x) / len(group)
+    seconds = (time.perf_counter() - start) / len(group)
+    records = []
+    for b, (seed, key, *_) in enumerate(group):
+        record = _new_record(config, experiment, key, seed, spec.label)
+        _finish_record(
+            record,
+            curves[b],
+            warmup_steps,
+            per_step,
+            predictions[b] if config.record_predictions else None,
+        )
+        record["batch"] = len(group)
+        record["seconds"] = seconds
+        records.append(record)
+    return records
+
+
+def _run_batched_in_worker(config, spec, seeds, root, experiment):
+    limit_kernel_threads()
+    try:
+        return run_seeds_batched(config, spec, seeds, root, experiment)
+    except Exception:
         raise RuntimeError(traceback.format_exc()) from None
 
 
@@ -382,25 +581,46 @@ def run_seeds(
     workers: int = 1,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run all seeds of ``config``, in a process pool when ``workers > 1``."""
+    """Run all seeds of ``config``, in a process pool when ``workers > 1``.
+
+    With ``config.batch_seeds`` each batchable learner (see :func:`batchable`)
+    runs all its seeds as one batch, and the other learners run seed by seed.
+    """
     preflight(config)
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     root = str(out_dir)
+    specs = config.learner_specs()
+    batched = [spec for spec in specs if config.batch_seeds and batchable(config, spec)]
+    labels = {spec.label for spec in specs} - {spec.label for spec in batched}
+    # Each job is a (function, arguments) pair. The batched learners go first
+    # because they run longest.
+    jobs = [
+        (run_seeds_batched, (config, spec, seeds, root, experiment)) for spec in batched
+    ]
+    if labels:
+        jobs += [(run_seed, (config, seed, root, experiment)) for seed in seeds]
     records: list[dict[str, Any]] = []
-    total = len(seeds) * len(config.learners)
+    total = len(seeds) * len(specs)
     with tqdm(total=total, desc=f"{experiment} runs", disable=not progress) as bar:
         if workers <= 1:
-            for seed in seeds:
-                found = run_seed(config, seed, root, experiment, progress=progress)
+            for function, args in jobs:
+                if function is run_seed:
+                    found = run_seed(*args, progress=progress, labels=labels)
+                else:
+                    found = run_seeds_batched(*args, progress=progress)
                 records.extend(found)
                 bar.update(len(found))
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = [
-                    pool.submit(_run_seed_in_worker, config, seed, root, experiment)
-                    for seed in seeds
-                ]
+                futures = []
+                for function, args in jobs:
+                    if function is run_seed:
+                        futures.append(
+                            pool.submit(_run_seed_in_worker, *args, labels=labels)
+                        )
+                    else:
+                        futures.append(pool.submit(_run_batched_in_worker, *args))
                 for future in as_completed(futures):
                     found = future.result()
                     records.extend(found)

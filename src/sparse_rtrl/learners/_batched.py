@@ -7,7 +7,13 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .._validation import NonFiniteError, check_choice, check_int_range, check_shape
+from .._validation import (
+    NonFiniteError,
+    check_choice,
+    check_int_range,
+    check_non_negative,
+    check_shape,
+)
 from ..cells import TanhRNNCell
 from ..kernels import (
     check_memory,
@@ -25,7 +31,7 @@ class BatchedRTRL:
     Stream ``b`` follows the same update rule as ``SparseRTRL`` (``k`` given) or
     ``ExactRTRL`` (``k=None``) on its own model, with MSE loss:
 
-        M_t^b[i, :] = c Σ_{j ∈ S_i^b} J_t^b[i, j] M_{t-1}^b[j, :] + I_t^b[i, :]
+        M_t^b[i, :] = c·decay·Σ_{j ∈ S_i^b} J_t^b[i, j] M_{t-1}^b[j, :] + I_t^b[i, :]
         g_t^b = (∂L_t^b/∂h_t^b)ᵀ M_t^b
 
     Parameters of the ``B`` models are stacked along a leading axis and trained by
@@ -45,12 +51,14 @@ class BatchedRTRL:
       rescale: multiply kept paths by ``n/k``.
       generators: one generator per stream for the path draws.
       backend: propagation kernel.
+      decay: trace decay in [0, 1], as in ``ExactRTRL`` and ``SparseRTRL``.
 
     Attributes:
       weight_hh: (B, n, n), ``weight_ih``: (B, n, m), ``bias``: (B, n),
       readout_weight: (B, d, n), ``readout_bias``: (B, d) stacked parameters.
       influence: (B, n, P) influence matrices.
       hidden: (B, n) current states.
+      last_prediction: (B, d) readout of the last step (None before the first).
     """
 
     def __init__(
@@ -63,6 +71,7 @@ class BatchedRTRL:
         rescale: bool = False,
         generators: Sequence[torch.Generator] | None = None,
         backend: str = "auto",
+        decay: float = 1.0,
     ):
         if not models:
             raise ValueError("models must contain at least one model; got none")
@@ -126,6 +135,11 @@ class BatchedRTRL:
         self.hidden = torch.zeros(self.batch, n, dtype=dtype, device=device)
         self.step_count = 0
         self.backend = backend
+        check_non_negative("decay", decay)
+        if decay > 1:
+            raise ValueError(f"decay must be in [0, 1]; got decay={decay}")
+        self.decay = float(decay)
+        self.last_prediction: torch.Tensor | None = None
 
         self.k = k
         self.selectors: list[PathSelector] = []
@@ -141,7 +155,7 @@ class BatchedRTRL:
                 self.selectors.append(
                     PathSelector(selection, k, n, keep_self, generator, device)
                 )
-            self.scale = n / k if rescale and k > 0 else 1.0
+            self.scale = self.decay * (n / k if rescale and k > 0 else 1.0)
 
     def _paths(self, jacobian: torch.Tensor) -> torch.Tensor:
         return torch.stack(
@@ -179,6 +193,8 @@ class BatchedRTRL:
         immediate = slope.unsqueeze(-1) * source.unsqueeze(1)  # (B, n, n + m + 1)
 
         if self.k is None:
+            if self.decay != 1.0:
+                jacobian = jacobian * self.decay
             exact_propagate(
                 jacobian, self.influence, immediate, self.immediate_index, self._spare
             )
@@ -204,6 +220,7 @@ class BatchedRTRL:
             torch.bmm(self.readout_weight, hidden.unsqueeze(-1)).squeeze(-1)
             + self.readout_bias
         )
+        self.last_prediction = prediction
         error = prediction - y  # (B, d)
         loss = (error * error).mean(dim=1)
         if not learn:
