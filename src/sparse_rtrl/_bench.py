@@ -534,17 +534,20 @@ def format_table(result: dict) -> str:
     lines = []
     header = (
         f"{'mode':8} {'n':>4} {'k':>4} {'method':13} {'ms':>10} "
-        f"{'x floor':>8} {'floor':11} {'vs exact':>9} {'calls':>5}"
+        f"{'x floor':>8} {'floor':11} {'floor ms':>9} {'vs exact':>9} {'calls':>5}"
     )
     lines.append(header)
     lines.append("-" * len(header))
     for r in result["results"]:
         ratio = f"{r['ratio_to_floor']:.2f}" if r["ratio_to_floor"] else "-"
         speed = f"{r['speedup_vs_exact']:.1f}x" if r["speedup_vs_exact"] else "-"
+        # The floor timed alternately with this method (older files lack it).
+        paired = r.get("paired_floor_ms")
+        floor_ms = f"{paired:.3f}" if paired else "-"
         lines.append(
             f"{r['mode']:8} {r['n']:>4} {r['k_label']:>4} {r['method']:13} "
-            f"{r['median_ms']:>10.3f} {ratio:>8} {r['floor']:11} {speed:>9} "
-            f"{r['calls']:>5}"
+            f"{r['median_ms']:>10.3f} {ratio:>8} {r['floor']:11} {floor_ms:>9} "
+            f"{speed:>9} {r['calls']:>5}"
         )
     lines.append("")
     lines.append("scaling exponent of time vs n (log-log least squares):")
