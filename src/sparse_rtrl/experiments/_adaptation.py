@@ -248,6 +248,17 @@ def run_record_key(config: AdaptationConfig, seed: int, label: str) -> str:
     return f"{config.run_key()}-seed{seed}-{config_key({'learner': label})}"
 
 
+def _split_stored(store, experiment, runs):
+    """Split ``(item, key)`` pairs into the stored records and the runs to do."""
+    records, todo = [], []
+    for item, key in runs:
+        if store is not None and store.has(experiment, key):
+            records.append(store.get(experiment, key))
+        else:
+            todo.append((item, key))
+    return records, todo
+
+
 def _new_record(config, experiment, key, seed, label) -> dict[str, Any]:
     return {
         "experiment": experiment,
@@ -296,14 +307,8 @@ def run_seed(
     specs = config.learner_specs()
     if labels is not None:
         specs = [spec for spec in specs if spec.label in labels]
-    todo = []
-    records = []
-    for spec in specs:
-        key = run_record_key(config, seed, spec.label)
-        if store is not None and store.has(experiment, key):
-            records.append(store.get(experiment, key))
-        else:
-            todo.append((spec, key))
+    runs = [(spec, run_record_key(config, seed, spec.label)) for spec in specs]
+    records, todo = _split_stored(store, experiment, runs)
     if not todo:
         return records
 
@@ -414,14 +419,8 @@ def run_seeds_batched(
     recorded as failed.
     """
     store = ResultStore(root) if root else None
-    records = []
-    todo = []
-    for seed in seeds:
-        key = run_record_key(config, seed, spec.label)
-        if store is not None and store.has(experiment, key):
-            records.append(store.get(experiment, key))
-        else:
-            todo.append((seed, key))
+    runs = [(seed, run_record_key(config, seed, spec.label)) for seed in seeds]
+    records, todo = _split_stored(store, experiment, runs)
     if not todo:
         return records
 
