@@ -246,6 +246,88 @@ def test_out_overlapping_influence_rejected():
         K.sparse_propagate(M, v, idx, iv, ii, out=M, backend="numba")
 
 
+@pytest.mark.parametrize("name", ["path_values", "path_index", "immediate_values"])
+def test_out_overlapping_small_input_rejected(name):
+    """Indices overwritten by output rows would be read as row offsets."""
+    S, P, k, r = 6, 40, 2, 3
+    M, v, idx, iv, ii = make_inputs(S, P, k, r)
+    out = torch.zeros(S, P, dtype=torch.float64)
+    alias = {
+        "path_values": ("v", out.view(-1)[: S * k].view(S, k)),
+        "path_index": ("idx", out.view(-1)[: S * k].view(torch.int64).view(S, k)),
+        "immediate_values": ("iv", out.view(-1)[5 : 5 + S * r].view(S, r)),
+    }
+    args = {"v": v, "idx": idx, "iv": iv}
+    key, view = alias[name]
+    view.copy_(args[key])
+    args[key] = view
+    with pytest.raises(ValueError, match=f"out overlaps {name}"):
+        K.sparse_propagate(
+            M, args["v"], args["idx"], args["iv"], ii, out=out, backend="numba"
+        )
+
+
+def test_out_next_to_input_accepted():
+    """Buffers that touch without sharing memory are not an overlap."""
+    S, P, k, r = 4, 30, 2, 3
+    M, v, idx, iv, ii = make_inputs(S, P, k, r)
+    storage = torch.zeros(S * P + S * k, dtype=torch.float64)
+    out = storage[: S * P].view(S, P)
+    values = storage[S * P :].view(S, k).copy_(v)
+    result = K.sparse_propagate(M, values, idx, iv, ii, out=out, backend="numba")
+    expected = K.sparse_propagate_reference(M, v, idx, iv, ii)
+    torch.testing.assert_close(result, expected, **TOL[torch.float64])
+
+
+def test_out_requiring_grad_rejected():
+    M, v, idx, iv, ii = make_inputs(6, 40, 2, 3)
+    out = torch.zeros_like(M, requires_grad=True)
+    with pytest.raises(ValueError, match="out requires grad"):
+        K.sparse_propagate(M, v, idx, iv, ii, out=out, backend="numba")
+
+
+@pytest.mark.parametrize("tile", [0, -3, 2.5, "64", True])
+def test_numba_invalid_tile_rejected(tile):
+    args = make_inputs(5, 100, 2, 3)
+    with pytest.raises(ValueError, match="tile must be an integer >= 1"):
+        _numba.sparse_propagate_numba(*args, tile=tile)
+
+
+@pytest.mark.parametrize("tile", [2**62, 2**63 - 99, 2**70])
+def test_numba_huge_tile_is_one_tile(tile):
+    args = make_inputs(4, 100, 2, 3)
+    out = torch.full_like(args[0], 12345.0)
+    _numba.sparse_propagate_numba(*args, out=out, tile=tile)
+    expected = K.sparse_propagate_reference(*args)
+    torch.testing.assert_close(out, expected, **TOL[torch.float64])
+
+
+def test_numba_invalid_stream_rejected():
+    args = make_inputs(5, 100, 2, 3)
+    with pytest.raises(ValueError, match="stream must be True, False or None"):
+        _numba.sparse_propagate_numba(*args, stream="no")
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 4])
+def test_numba_empty_state_and_batch(k, numba_path):
+    empty = (
+        torch.empty(0, 10),
+        torch.empty(0, k),
+        torch.empty(0, k, dtype=torch.int64),
+        torch.empty(0, 0),
+        torch.empty(0, 0, dtype=torch.int64),
+    )
+    assert K.sparse_propagate(*empty, backend="numba").shape == (0, 10)
+    no_streams = (
+        torch.empty(0, 4, 100),
+        torch.empty(0, 4, k),
+        torch.zeros(4, k, dtype=torch.int64),
+        torch.empty(0, 4, 3),
+        torch.zeros(4, 3, dtype=torch.int64),
+    )
+    assert K.sparse_propagate(*no_streams, backend="numba").shape == (0, 4, 100)
+
+
 def test_bad_shapes_rejected():
     M, v, idx, iv, ii = make_inputs(6, 40, 2, 3)
     with pytest.raises(ValueError, match="path_index must have shape"):

@@ -44,12 +44,23 @@ def check_index_dtype(name: str, tensor: torch.Tensor) -> None:
         raise TypeError(f"{name} must have dtype torch.int64; got {tensor.dtype}")
 
 
+def _memory_span(t: torch.Tensor) -> tuple[int, int]:
+    """Return the first and one-past-last byte addresses ``t`` can touch."""
+    start = end = t.data_ptr()
+    for size, stride in zip(t.shape, t.stride(), strict=True):
+        if stride < 0:
+            start += (size - 1) * stride * t.element_size()
+        else:
+            end += (size - 1) * stride * t.element_size()
+    return start, end + t.element_size()
+
+
 def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Return True when the memory spans of ``a`` and ``b`` intersect."""
     if a.device != b.device or a.numel() == 0 or b.numel() == 0:
         return False
-    a0, b0 = a.data_ptr(), b.data_ptr()
-    a1 = a0 + a.numel() * a.element_size()
-    b1 = b0 + b.numel() * b.element_size()
+    a0, a1 = _memory_span(a)
+    b0, b1 = _memory_span(b)
     return a0 < b1 and b0 < a1
 
 
@@ -128,6 +139,24 @@ def check_propagate_args(
             raise ValueError(
                 "out overlaps influence; the kernels read influence while writing out, "
                 "so pass a separate buffer (double-buffer M_t and M_{t-1})"
+            )
+        inputs = (
+            ("path_values", path_values),
+            ("path_index", path_index),
+            ("immediate_values", immediate_values),
+            ("immediate_index", immediate_index),
+        )
+        for name, t in inputs:
+            if _overlap(out, t):
+                raise ValueError(
+                    f"out overlaps {name}; the kernels read {name} while writing "
+                    "out, so pass a separate buffer"
+                )
+        if out.requires_grad:
+            raise ValueError(
+                "out requires grad, but it is written in place; pass a buffer "
+                "created without requires_grad (or call without out to get a "
+                "differentiable result)"
             )
     devices = {
         t.device

@@ -469,7 +469,7 @@ def choose_tile(state_size: int, num_params: int, k: int, itemsize: int) -> int:
     if k <= 1:
         return max(num_params, 1)
     budget = TILE_BYTES if k < 16 else TILE_BYTES_MANY_PATHS
-    tile = budget // (state_size * itemsize)
+    tile = budget // max(state_size * itemsize, 1)
     tile = min(max(tile, _MIN_TILE), _MAX_TILE) // 64 * 64
     return max(1, min(tile, num_params))
 
@@ -477,7 +477,7 @@ def choose_tile(state_size: int, num_params: int, k: int, itemsize: int) -> int:
 def choose_row_blocks(state_size: int, batch: int) -> int:
     """Row blocks per stream: enough jobs for every numba thread."""
     threads = numba.get_num_threads()
-    return max(1, min(state_size, -(-threads // batch)))
+    return max(1, min(state_size, -(-threads // max(batch, 1))))
 
 
 def sparse_propagate_numba(
@@ -530,18 +530,20 @@ def sparse_propagate_numba(
     o = _as3d(out, batched)
     if tile is None:
         tile = choose_tile(shapes.state_size, shapes.num_params, shapes.k, M.itemsize)
-    elif tile < 1:
-        raise ValueError(f"tile must be >= 1; got tile={tile}")
+    elif isinstance(tile, bool) or not isinstance(tile, int | np.integer) or tile < 1:
+        raise ValueError(f"tile must be an integer >= 1; got tile={tile!r}")
+    # Wider than a row is one tile; clamping also keeps the tile count in int64.
+    tile = min(int(tile), max(shapes.num_params, 1))
     if stream is None:
         stream = o.nbytes >= STREAM_BYTES
+    elif not isinstance(stream, bool):
+        raise ValueError(f"stream must be True, False or None; got stream={stream!r}")
     work = shapes.batch * shapes.state_size * shapes.num_params * max(shapes.k, 1)
     if work < SERIAL_WORK or numba.get_num_threads() == 1:
-        bad = _propagate_serial(M, v, idx, ival, iidx, o, int(tile), bool(stream))
+        bad = _propagate_serial(M, v, idx, ival, iidx, o, tile, stream)
     else:
         nrb = choose_row_blocks(shapes.state_size, shapes.batch)
-        bad = _propagate_parallel(
-            M, v, idx, ival, iidx, o, int(tile), bool(stream), nrb
-        )
+        bad = _propagate_parallel(M, v, idx, ival, iidx, o, tile, stream, nrb)
     if bad >= 0:
         npath = idx.size
         if bad < npath:
