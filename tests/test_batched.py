@@ -6,6 +6,7 @@ import pytest
 import torch
 from helpers import make_rnn_model, random_sequence
 
+from sparse_rtrl._validation import NonFiniteError
 from sparse_rtrl.learners import ExactRTRL, SparseRTRL
 from sparse_rtrl.learners._batched import BatchedRTRL
 
@@ -102,3 +103,14 @@ def test_batched_rejects_wrong_input_shape():
             torch.zeros(3, 2, dtype=torch.float64),
             torch.zeros(2, 1, dtype=torch.float64),
         )
+
+
+def test_batched_rejects_infinite_loss_without_learning():
+    models = [make_rnn_model(4, 2, 1, seed=s) for s in range(2)]
+    learner = BatchedRTRL(models, k=1)
+    x = torch.zeros(2, 2, dtype=torch.float64)
+    y = torch.tensor([[0.0], [1e300]], dtype=torch.float64)
+    with pytest.raises(
+        NonFiniteError, match=r"loss is NaN or Inf at step 0 in streams \[1\]"
+    ):
+        learner.step(x, y, learn=False)

@@ -223,6 +223,11 @@ class BatchedRTRL:
         self.last_prediction = prediction
         error = prediction - y  # (B, d)
         loss = (error * error).mean(dim=1)
+        if not torch.isfinite(loss).all():
+            streams = torch.nonzero(~torch.isfinite(loss)).flatten().tolist()
+            raise NonFiniteError(
+                f"batched: loss is NaN or Inf at step {step} in streams {streams}"
+            )
         if not learn:
             return loss
         grad_prediction = (
