@@ -160,3 +160,49 @@ def test_ray_backend_runs_and_stores(ray_instance, tmp_path):
 def test_ray_worker_lost_is_reported(ray_instance):
     results = dict(RayBackend(max_retries=0).run([Job(dying_unit, {}, 0)]))
     assert isinstance(results[0], WorkerLost)
+
+
+DRIVER = """
+import multiprocessing, os, signal, time
+from concurrent.futures import ProcessPoolExecutor
+from sparse_rtrl.experiments._backends import exit_with_parent
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(), 0.1),
+    )
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 60)
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_pool_worker_exits_when_driver_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == -9, result.stderr
+    worker = int(result.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(worker)

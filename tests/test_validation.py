@@ -133,6 +133,21 @@ def test_failed_run_is_recorded_and_others_are_written(tmp_path, exploding_learn
         ({"optimizer": "rmsprop"}, "optimizer must be one of"),
         ({"lr": -1.0}, "lr must be a finite number > 0"),
         ({"error_density": "sometimes"}, "error_density must be one of"),
+        (
+            {"error_density": "periodic", "error_period": 0},
+            r"error_period must be in \[1, 2000\]; got error_period=0",
+        ),
+        (
+            {"error_density": "periodic", "adapt_steps": 30, "error_period": 31},
+            r"error_period must be in \[1, 30\]",
+        ),
+        ({"pretrain_batch": 0}, r"pretrain_batch must be in \[1, 1000000\]"),
+        ({"pretrain_window": 0}, r"pretrain_window must be in \[1, 1000000\]"),
+        (
+            {"batch_seeds": "no"},
+            "batch_seeds must be True or False; got batch_seeds='no'",
+        ),
+        ({"rescale": 1}, "rescale must be True or False"),
     ],
 )
 def test_adaptation_config_rejects_invalid_settings(changes, message):
@@ -156,6 +171,8 @@ def test_learner_refuses_influence_larger_than_memory():
         ("sparse:selction=topk", "has no option 'selction'"),
         ("sparse:selection=top-k", "selection must be one of"),
         ("exact:decay=2", r"decay must be in \[0, 1\]"),
+        ("sparse:backend=bogus", "backend must be one of"),
+        ("sparse:backend=triton", "backend='triton' cannot run here"),
     ],
 )
 def test_preflight_rejects_bad_learner_specs(spec, message):

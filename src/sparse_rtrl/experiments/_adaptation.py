@@ -26,11 +26,17 @@ from .._validation import (
     resolve_dtype,
 )
 from ..cells import CELLS
-from ..kernels import BACKENDS, limit_kernel_threads
+from ..kernels import (
+    BACKENDS,
+    BackendUnavailableError,
+    limit_kernel_threads,
+    resolve_backend,
+)
 from ..learners import RecurrentModel, pretrain_bptt
 from ..learners._batched import BatchedRTRL
 from ..paths import SELECTIONS
 from ..tasks import ERROR_DENSITIES, TASKS, apply_error_density, make_task
+from ._backends import exit_with_parent
 from ._learner_specs import OPTIMIZERS, LearnerSpec, build_learner, make_optimizer
 from ._metrics import mean_std, recovery
 from ._store import ResultStore, config_key, write_json_atomic
@@ -133,7 +139,21 @@ class AdaptationConfig:
         check_int_range("warmup_steps", self.warmup_steps, 0, 10**9)
         check_int_range("adapt_steps", self.adapt_steps, 1, 10**9)
         check_int_range("pretrain_iterations", self.pretrain_iterations, 0, 10**9)
+        check_int_range("pretrain_window", self.pretrain_window, 1, 10**6)
+        check_int_range("pretrain_batch", self.pretrain_batch, 1, 10**6)
         check_choice("error_density", self.error_density, ERROR_DENSITIES)
+        if self.error_density == "periodic":
+            check_int_range(
+                "error_period",
+                self.error_period,
+                1,
+                self.adapt_steps,
+                f"for adapt_steps={self.adapt_steps}",
+            )
+        for name in ("keep_self", "rescale", "record_predictions", "batch_seeds"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False; got {name}={value!r}")
         for spec in self.learner_specs():
             if spec.name == "sparse":
                 k = spec.options.get("k", self.k)
@@ -559,9 +579,10 @@ def preflight(config: AdaptationConfig) -> None:
     except (AssertionError, RuntimeError) as error:
         raise ValueError(f"device {config.device!r} cannot be used: {error}") from error
     generator = torch.Generator().manual_seed(0)
+    dtype = resolve_dtype(config.dtype)
     for spec in config.learner_specs():
         try:
-            build_learner(
+            learner = build_learner(
                 spec,
                 model,
                 config.optimizer,
@@ -569,7 +590,12 @@ def preflight(config: AdaptationConfig) -> None:
                 config.learner_defaults(),
                 generator,
             )
-        except (ValueError, NotImplementedError) as error:
+            backend = getattr(learner, "backend", None)
+            if backend is not None:
+                # Resolving here turns an unknown or unusable kernel into an
+                # error now, not at the first step after pretraining.
+                resolve_backend(backend, torch.device(config.device), dtype)
+        except (ValueError, NotImplementedError, BackendUnavailableError) as error:
             raise ValueError(f"learner {spec.label!r}: {error}") from error
 
 
@@ -611,7 +637,12 @@ def run_seeds(
                 bar.update(len(found))
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=context,
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            ) as pool:
                 futures = []
                 for function, args in jobs:
                     if function is run_seed:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 import logging
 import multiprocessing
+import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +25,23 @@ from ..kernels import limit_kernel_threads
 log = logging.getLogger(__name__)
 
 BACKENDS = ("local", "ray")
+
+
+def exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """End this worker process soon after process ``parent`` is gone.
+
+    Used as a process-pool initializer. Without it, pool workers whose driver
+    was killed (SIGTERM, SIGKILL) were seen to finish their jobs and stay alive.
+    A daemon thread checks the parent every ``interval`` seconds.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -115,7 +134,12 @@ class LocalBackend:
             return
         # spawn, not fork: a forked child inherits torch's thread pools and locks.
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=context,
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         try:
             futures = {pool.submit(execute_unit, job): i for i, job in enumerate(jobs)}
             for future in as_completed(futures):
