@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from sparse_rtrl._bench import (
@@ -14,6 +15,8 @@ from sparse_rtrl._bench import (
     parse_ks,
     rnn_problem,
     run_benchmark,
+    time_call,
+    time_pair,
 )
 from sparse_rtrl.kernels import sparse_propagate, sparse_propagate_reference
 
@@ -131,3 +134,50 @@ def test_helpers():
     ]
     out = sparse_propagate(*args)
     assert out.allclose(sparse_propagate_reference(*args))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_cuda_without_gpu_rejected(tmp_path):
+    res = CliRunner().invoke(
+        bench_command, ["--quick", "--device", "cuda", "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 2
+    assert "torch.cuda.is_available() is False" in res.output
+
+
+def test_bench_rejects_unknown_device(tmp_path):
+    res = CliRunner().invoke(
+        bench_command, ["--quick", "--device", "tpu9", "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 2
+    assert "--device" in res.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_run_benchmark_on_gpu(tmp_path):
+    result = run_benchmark(
+        sizes=(8,), ks=(2,), batch=2, repeats=2, out_dir=tmp_path, device="cuda"
+    )
+    assert result["device"].startswith("cuda")
+    assert result["machine"]["gpu"]
+    assert all(row["median_ms"] > 0 for row in result["results"])
+
+
+def test_timing_waits_for_device_work():
+    """Each timed call is followed by the sync, as a GPU's queued work must be."""
+    events = []
+    median, times = time_call(
+        lambda: events.append("call"), 3, sync=lambda: events.append("sync")
+    )
+    assert median >= 0
+    assert len(times) == 3
+    assert events == ["sync"] + ["call", "sync"] * 4
+    events.clear()
+    times, floor_times = time_pair(
+        lambda: events.append("fn"),
+        lambda: events.append("floor"),
+        2,
+        sync=lambda: events.append("sync"),
+    )
+    assert len(times) == len(floor_times) == 2
+    assert events == ["floor", "sync", "fn", "sync"] * 3

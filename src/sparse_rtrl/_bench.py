@@ -66,13 +66,16 @@ COPY_FLOOR, DENSE_FLOOR = "copy floor", "dense floor"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def rnn_problem(n, k, batch=None, dtype=torch.float32, seed=0, dense_jacobian=False):
+def rnn_problem(
+    n, k, batch=None, dtype=torch.float32, seed=0, dense_jacobian=False, device="cpu"
+):
     """Random inputs of one propagation step for a tanh RNN with n units, m = 2.
 
     Returns a dict with ``influence``, ``out`` (S, P), ``path_values``,
     ``path_index`` (S, k; distinct source rows per row), ``immediate_values``,
     ``immediate_index`` (S, r: row i's columns in W_hh, W_ih and b) and, when
-    ``dense_jacobian``, ``jacobian`` (S, S) and the 0/1 ``mask`` of the paths.
+    ``dense_jacobian``, ``jacobian`` (S, S) and the 0/1 ``mask`` of the paths. The
+    values are drawn on the CPU and moved to ``device``, so they do not depend on it.
     """
     g = torch.Generator().manual_seed(seed)
     S, m = n, INPUTS
@@ -104,17 +107,28 @@ def rnn_problem(n, k, batch=None, dtype=torch.float32, seed=0, dense_jacobian=Fa
         mask = torch.zeros(S, S, dtype=dtype)
         mask.scatter_(1, path_index, 1.0)
         problem["mask"] = mask
-    return problem
+    return {name: t.to(device) for name, t in problem.items()}
+
+
+def _no_sync() -> None:
+    """Wait for nothing: CPU calls have finished when they return."""
 
 
 def time_call(
-    fn: Callable[[], object], repeats: int, slow_s: float = SLOW_S
+    fn: Callable[[], object],
+    repeats: int,
+    slow_s: float = SLOW_S,
+    sync: Callable[[], None] = _no_sync,
 ) -> tuple[float, list[float]]:
     """Median wall time of ``fn`` over ``repeats`` calls after one warm-up call.
 
     When the warm-up takes over ``slow_s`` seconds, the repeats are cut so that
-    they take about ``3 * slow_s`` seconds (at least one call).
+    they take about ``3 * slow_s`` seconds (at least one call). ``sync`` waits for
+    queued device work (``torch.cuda.synchronize`` on a GPU) and runs before the
+    clock starts and before it stops.
     """
+    fn = _synced(fn, sync)
+    sync()
     start = time.perf_counter()
     fn()
     warm = time.perf_counter() - start
@@ -128,18 +142,35 @@ def time_call(
     return statistics.median(times), times
 
 
+def _synced(fn: Callable[[], object], sync: Callable[[], None]):
+    """Return ``fn`` followed by ``sync``, so that a timing covers the device work."""
+    if sync is _no_sync:
+        return fn
+
+    def call():
+        result = fn()
+        sync()
+        return result
+
+    return call
+
+
 def time_pair(
     fn: Callable[[], object],
     floor: Callable[[], object],
     repeats: int,
     slow_s: float = SLOW_S,
+    sync: Callable[[], None] = _no_sync,
 ) -> tuple[list[float], list[float]]:
     """Wall times of ``fn`` and of its ``floor``, called alternately.
 
     One warm-up call of each, then ``repeats`` rounds of (floor, fn); the repeats
     are cut like :func:`time_call` when ``fn`` is slow. Timing the floor next to
     the method keeps their ratio meaningful while the memory bandwidth drifts.
+    ``sync`` is used as in :func:`time_call`.
     """
+    fn = _synced(fn, sync)
+    floor = _synced(floor, sync)
     floor()
     start = time.perf_counter()
     fn()
@@ -303,8 +334,9 @@ def measure_overheads(dtype: torch.dtype, repeats: int = 2000) -> dict[str, floa
     return result
 
 
-def machine_info() -> dict:
-    """nproc, CPU model, threads, load, versions."""
+def machine_info(device: torch.device | str = "cpu") -> dict:
+    """nproc, CPU model, threads, load, versions, and the GPU when ``device`` is
+    one."""
 
     def _run(cmd):
         try:
@@ -326,6 +358,10 @@ def machine_info() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
+    device = torch.device(device)
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
     try:
         import numba
 
@@ -360,6 +396,7 @@ def run_benchmark(
     progress: bool = True,
     slow_s: float = SLOW_S,
     plot: bool = True,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Time the propagation step over sizes, k and methods; write bench.json/png.
 
@@ -372,6 +409,8 @@ def run_benchmark(
       out_dir: folder for bench.json and bench.png (created).
       progress: show a tqdm bar over configurations.
       slow_s: calls slower than this get fewer repeats (see :func:`time_call`).
+      device: where the tensors live; ``cuda`` times the GPU backend (Triton when
+        installed) against floors measured on the GPU.
 
     Returns the dict written to bench.json: ``results`` (one row per timing with
     ``median_ms``, ``ratio_to_floor``, ``speedup_vs_exact``), ``floors``,
@@ -387,6 +426,13 @@ def run_benchmark(
         torch_dtype = dtype
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(device)!r} requested but torch.cuda.is_available() is "
+            "False; install a CUDA build of torch or use --device cpu"
+        )
+    sync = torch.cuda.synchronize if device.type == "cuda" else _no_sync
     sizes = sorted(set(int(n) for n in sizes))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -406,7 +452,7 @@ def run_benchmark(
             P = n * n + INPUTS * n + n
             need = estimate_influence_memory(n, P, n, batch=B or 1, dtype=torch_dtype)
             try:
-                check_memory(2 * need, "cpu", f"the n={n} benchmark problem")
+                check_memory(2 * need, device, f"the n={n} benchmark problem")
             except MemoryError as error:
                 skipped.append(
                     {"mode": mode, "n": n, "method": method, "why": str(error)}
@@ -419,14 +465,15 @@ def run_benchmark(
                 torch_dtype,
                 seed=n,
                 dense_jacobian=True,
+                device=device,
             )
         fn = _step_fn(method, problems[key])
         paired = None
         if method in (COPY_FLOOR, DENSE_FLOOR):
-            median, times = time_call(fn, repeats, slow_s)
+            median, times = time_call(fn, repeats, slow_s, sync)
         else:
             floor_fn = _step_fn(_floor_of(method), problems[key])
-            times, floor_times = time_pair(fn, floor_fn, repeats, slow_s)
+            times, floor_times = time_pair(fn, floor_fn, repeats, slow_s, sync)
             median = statistics.median(times)
             paired = statistics.median(floor_times) * 1e3
         rows.append(
@@ -451,14 +498,16 @@ def run_benchmark(
         "command": " ".join(sys.argv),
         "date": started.isoformat(timespec="seconds"),
         "dtype": str(torch_dtype).replace("torch.", ""),
+        "device": str(device),
         "sizes": sizes,
         "ks": [str(k) for k in ks],
         "batch": batch,
         "repeats": repeats,
-        "machine": machine_info(),
+        "machine": machine_info(device),
         "loadavg_before": load_before,
         "loadavg_after": _loadavg(),
-        "overhead_us": measure_overheads(torch_dtype),
+        # The entry points timed there are the CPU ones (numba, custom op).
+        "overhead_us": measure_overheads(torch_dtype) if device.type == "cpu" else {},
         "results": rows,
         "floors": _floors(rows),
         "scaling": _scaling(rows),
@@ -601,7 +650,8 @@ def plot_benchmark(result: dict, path: str | os.PathLike) -> None:
         ax.set_xlabel("n (state size)")
         ax.set_ylabel("time per step (ms)")
         batch = next((r["batch"] for r in result["results"] if r["mode"] == mode), 1)
-        ax.set_title(f"{mode} (B={batch}, {result['dtype']})")
+        where = result.get("device", "cpu")
+        ax.set_title(f"{mode} (B={batch}, {result['dtype']}, {where})")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -644,8 +694,14 @@ def plot_benchmark(result: dict, path: str | os.PathLike) -> None:
 @click.option(
     "--quick", is_flag=True, help="Small sizes (16, 32), 3 repeats: a smoke test."
 )
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where to time the step: cpu, or cuda for the GPU backend.",
+)
 @click.option("--quiet", is_flag=True, help="Hide the progress bar.")
-def bench_command(sizes, ks, dtype, batch, repeats, out_dir, quick, quiet):
+def bench_command(sizes, ks, dtype, batch, repeats, out_dir, quick, device, quiet):
     """Time one propagation step: sparse (per k), exact, masked dense, CSR and the
     copy and dense-product floors; print the table, write bench.json and bench.png.
     """
@@ -656,8 +712,22 @@ def bench_command(sizes, ks, dtype, batch, repeats, out_dir, quick, quiet):
         raise click.UsageError(str(error)) from error
     if quick:
         repeats = min(repeats, 3)
-    result = run_benchmark(
-        size_list, k_list, dtype, batch, repeats, out_dir, progress=not quiet
-    )
+    try:
+        torch.device(device)
+    except RuntimeError as error:
+        raise click.BadParameter(str(error), param_hint="--device") from error
+    try:
+        result = run_benchmark(
+            size_list,
+            k_list,
+            dtype,
+            batch,
+            repeats,
+            out_dir,
+            progress=not quiet,
+            device=device,
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
     click.echo(format_table(result))
     click.echo(f"results written to {Path(out_dir) / 'bench.json'} and bench.png")
