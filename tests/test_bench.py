@@ -23,7 +23,7 @@ from sparse_rtrl.kernels import sparse_propagate, sparse_propagate_reference
 
 def test_run_benchmark_writes_json_and_png(tmp_path):
     result = run_benchmark(
-        sizes=(8, 16),
+        sizes=(8, 12, 16),
         ks=(0, 2, "n"),
         batch=2,
         repeats=2,
@@ -34,7 +34,8 @@ def test_run_benchmark_writes_json_and_png(tmp_path):
     png = (tmp_path / "bench.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["dtype"] == "float32"
-    assert data["sizes"] == [8, 16]
+    assert data["sizes"] == [8, 12, 16]
+    assert data["sparse_backend"] == "numba"
     methods = {(r["mode"], r["method"], r["k_label"]) for r in data["results"]}
     for expected in [
         ("single", "copy floor", "-"),
@@ -96,7 +97,9 @@ def test_bench_command_quick(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "copy floor" in res.output
-    assert "scaling exponent" in res.output
+    # Two sizes always fit a line, so --quick fits no exponent.
+    assert "scaling exponents: not fitted" in res.output
+    assert "sparse rows: backend numba" in res.output
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["sizes"] == [16, 32]
     assert data["batch"] == 1

@@ -49,6 +49,7 @@ from .kernels import (
     check_memory,
     estimate_influence_memory,
     exact_propagate,
+    resolve_backend,
     sparse_propagate,
     sparse_propagate_reference,
 )
@@ -499,6 +500,8 @@ def run_benchmark(
         "date": started.isoformat(timespec="seconds"),
         "dtype": str(torch_dtype).replace("torch.", ""),
         "device": str(device),
+        # The kernel behind the "sparse" rows (backend "auto" for this device).
+        "sparse_backend": resolve_backend("auto", device, torch_dtype),
         "sizes": sizes,
         "ks": [str(k) for k in ks],
         "batch": batch,
@@ -563,7 +566,13 @@ def _add_ratios(rows):
         )
 
 
+#: Fewest sizes a scaling exponent is fitted to; two points always fit a line.
+MIN_SCALING_SIZES = 3
+
+
 def _scaling(rows):
+    """Fitted exponent per mode and series; None with fewer than
+    ``MIN_SCALING_SIZES`` sizes."""
     series: dict = {}
     for row in rows:
         series.setdefault(row["mode"], {}).setdefault(_series(row), []).append(
@@ -572,6 +581,8 @@ def _scaling(rows):
     return {
         mode: {
             name: fit_exponent([n for n, _ in pts], [t for _, t in pts])
+            if len({n for n, _ in pts}) >= MIN_SCALING_SIZES
+            else None
             for name, pts in by_name.items()
         }
         for mode, by_name in series.items()
@@ -581,6 +592,11 @@ def _scaling(rows):
 def format_table(result: dict) -> str:
     """The printed table: time, ratio to its floor, speedup over exact."""
     lines = []
+    if "sparse_backend" in result:
+        lines.append(
+            f"device {result.get('device', 'cpu')}, dtype {result['dtype']}, "
+            f"sparse rows: backend {result['sparse_backend']}"
+        )
     header = (
         f"{'mode':8} {'n':>4} {'k':>4} {'method':13} {'ms':>10} "
         f"{'x floor':>8} {'floor':11} {'floor ms':>9} {'vs exact':>9} {'calls':>5}"
@@ -599,11 +615,21 @@ def format_table(result: dict) -> str:
             f"{speed:>9} {r['calls']:>5}"
         )
     lines.append("")
-    lines.append("scaling exponent of time vs n (log-log least squares):")
-    for mode, by_name in result["scaling"].items():
-        for name, exp in by_name.items():
-            if exp is not None:
-                lines.append(f"  {mode:8} {name:22} n^{exp:.2f}")
+    fitted = [
+        (mode, name, exp)
+        for mode, by_name in result["scaling"].items()
+        for name, exp in by_name.items()
+        if exp is not None
+    ]
+    if fitted:
+        lines.append("scaling exponent of time vs n (log-log least squares):")
+        for mode, name, exp in fitted:
+            lines.append(f"  {mode:8} {name:22} n^{exp:.2f}")
+    else:
+        lines.append(
+            f"scaling exponents: not fitted (they need {MIN_SCALING_SIZES} or more "
+            "sizes)"
+        )
     lines.append("")
     lines.append("per-call overhead of an empty-ish call (S=P=k=r=1), median µs:")
     for name, us in result["overhead_us"].items():

@@ -120,8 +120,9 @@ class AdaptationConfig:
         default=False,
         metadata={
             "help": "run all seeds of each exact or sparse learner as one batch "
-            "(tanh RNN only): one Python step per batch instead of per seed; "
-            "results equal the per-seed runs up to rounding"
+            "(tanh RNN only): one Python step per batch instead of per seed. "
+            "Results equal the per-seed runs up to rounding, and stored runs are "
+            "reused whichever way they were made"
         },
     )
 
