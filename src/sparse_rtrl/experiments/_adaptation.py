@@ -761,8 +761,10 @@ def write_outputs(
 
 def format_table(summary: dict[str, Any]) -> str:
     """Return the learner / loss / recovery table as aligned text."""
+    width = max([22, *(len(label) for label in summary["learners"])])
     header = (
-        f"{'learner':<22} {'loss':>18} {'recovery %':>16} {'vs k=0 %':>16} {'ok':>4}"
+        f"{'learner':<{width}} {'loss':>18} {'recovery %':>16} {'vs k=0 %':>16} "
+        f"{'ok':>4}"
     )
     lines = [header, "-" * len(header)]
     for label, row in summary["learners"].items():
@@ -770,7 +772,7 @@ def format_table(summary: dict[str, Any]) -> str:
         rec = _pm(row["recovery_mean"], row["recovery_std"])
         rec0 = _pm(row["recovery_vs_k0_mean"], row["recovery_vs_k0_std"])
         ok = f"{len(row['loss'])}/{len(row['seeds'])}"
-        lines.append(f"{label:<22} {loss:>18} {rec:>16} {rec0:>16} {ok:>4}")
+        lines.append(f"{label:<{width}} {loss:>18} {rec:>16} {rec0:>16} {ok:>4}")
     return "\n".join(lines)
 
 
