@@ -444,9 +444,12 @@ def run_benchmark(
     rows: list[dict] = []
     skipped: list[dict] = []
     problems: dict = {}
-    bar = tqdm(configs, desc="bench", disable=not progress, leave=False)
-    for mode, B, n, method, k, label in bar:
-        bar.set_postfix_str(f"{mode} n={n} {method} k={label}")
+    # Counted by hand: iterating the bar left its count behind its label, because
+    # tqdm syncs the count of an iterated bar only at its own refreshes.
+    bar = tqdm(total=len(configs), desc="bench", disable=not progress, leave=False)
+    for mode, B, n, method, k, label in configs:
+        bar.set_postfix_str(f"{mode} n={n} {method} k={label}", refresh=False)
+        bar.update()
         key = (mode, n, k if method in (SPARSE, MASKED, CSR, GATHER) else None)
         if key not in problems:
             problems.clear()  # one problem in memory at a time
@@ -493,6 +496,7 @@ def run_benchmark(
                 "paired_floor_ms": paired,
             }
         )
+    bar.close()
     problems.clear()
     _add_ratios(rows)
     result = {
