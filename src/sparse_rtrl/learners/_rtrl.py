@@ -135,6 +135,20 @@ class SparseRTRL(_InfluenceLearner):
         # k = S. Above S/2 paths the masked Jacobian therefore goes through the
         # dense product. Both compute the same sum in another order.
         self.dense = backend != "reference" and k > max(8, size // 2)
+        # The numba kernel adds the immediate terms while a segment is in cache
+        # only when each row's columns ascend (the LSTM's do not), so sort them
+        # once here and permute the immediate values to match at every step. The
+        # stable sort keeps repeated columns in their order.
+        index = self.cell.immediate_index
+        order = torch.argsort(index, dim=1, stable=True)
+        if torch.equal(
+            order, torch.arange(index.shape[1], device=index.device).expand_as(order)
+        ):
+            self._immediate_order = None
+            self._immediate_index = index
+        else:
+            self._immediate_order = order
+            self._immediate_index = index.gather(1, order).contiguous()
 
     def _advance(self, x):
         hidden, jacobian, immediate = self.cell.step_with_jacobians(
@@ -158,12 +172,14 @@ class SparseRTRL(_InfluenceLearner):
         values = torch.gather(jacobian, 1, index)  # (S, k)
         if self.scale != 1.0:
             values = values * self.scale
+        if self._immediate_order is not None:
+            immediate = immediate.gather(1, self._immediate_order)
         sparse_propagate(
             self.influence,
             values,
             index,
             immediate,
-            self.cell.immediate_index,
+            self._immediate_index,
             out=self._spare,
             backend=self.backend,
         )
