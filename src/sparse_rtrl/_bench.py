@@ -570,7 +570,8 @@ def _add_ratios(rows):
         )
 
 
-#: Fewest sizes a scaling exponent is fitted to; two points always fit a line.
+#: Minimum number of sizes to fit a scaling exponent to (two points always fit a
+#: line exactly, so they say nothing about the fit).
 MIN_SCALING_SIZES = 3
 
 

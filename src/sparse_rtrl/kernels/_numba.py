@@ -122,9 +122,9 @@ def _emit_fold(context, builder, arrays, o0, k, nvec, fixed, loop_rest, nontempo
     word = context.get_value_type(intp)
 
     def splat(x):
-        one = builder.insert_element(ir.Constant(vec, ir.Undefined), x, i32(0))
+        first_lane = builder.insert_element(ir.Constant(vec, ir.Undefined), x, i32(0))
         mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-        return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), mask)
+        return builder.shuffle_vector(first_lane, ir.Constant(vec, ir.Undefined), mask)
 
     def path(q):
         start = builder.load(builder.gep(src_a.data, [q]))
