@@ -6,6 +6,18 @@ import torch
 
 from sparse_rtrl.learners import Learner, RecurrentModel, mse_loss
 
+#: Flags of a seconds-long ``sparse-rtrl run adaptation`` (two seeds, n = 6).
+SMALL_ADAPTATION_ARGS = [
+    "--hidden-size", "6",
+    "--k", "2",
+    "--seeds", "2",
+    "--pretrain-iterations", "3",
+    "--pretrain-batch", "2",
+    "--pretrain-window", "10",
+    "--warmup-steps", "5",
+    "--adapt-steps", "30",
+]  # fmt: skip
+
 
 def make_rnn_model(n, m, d, seed, dtype=torch.float64, gain=1.2):
     from sparse_rtrl.cells import TanhRNNCell

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import SMALL_ADAPTATION_ARGS
 
 from sparse_rtrl._validation import NonFiniteError
 from sparse_rtrl.cli import main
@@ -139,20 +140,16 @@ def test_batch_seeds_rejects_other_cells():
 def test_batch_seeds_cli_flag(tmp_path):
     out = tmp_path / "out"
     args = [
-        "run", "adaptation",
-        "--hidden-size", "6",
-        "--k", "2",
-        "--seeds", "2",
-        "--pretrain-iterations", "3",
-        "--pretrain-batch", "2",
-        "--pretrain-window", "10",
-        "--warmup-steps", "5",
-        "--adapt-steps", "30",
-        "--workers", "2",
+        "run",
+        "adaptation",
+        *SMALL_ADAPTATION_ARGS,
+        "--workers",
+        "2",
         "--batch-seeds",
         "--quiet",
-        "--out", str(out),
-    ]  # fmt: skip
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())

@@ -4,21 +4,11 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
+from helpers import SMALL_ADAPTATION_ARGS
 
 from sparse_rtrl.cli import main
 
-SMALL = [
-    "--hidden-size", "6",
-    "--k", "2",
-    "--seeds", "2",
-    "--pretrain-iterations", "3",
-    "--pretrain-batch", "2",
-    "--pretrain-window", "10",
-    "--warmup-steps", "5",
-    "--adapt-steps", "30",
-    "--workers", "1",
-    "--quiet",
-]  # fmt: skip
+SMALL = [*SMALL_ADAPTATION_ARGS, "--workers", "1", "--quiet"]
 
 
 def test_run_adaptation_writes_every_promised_file(tmp_path):

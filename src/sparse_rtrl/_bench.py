@@ -111,6 +111,15 @@ def rnn_problem(
     return {name: t.to(device) for name, t in problem.items()}
 
 
+def _cut_repeats(repeats: int, warm: float, slow_s: float) -> int:
+    """Return the repeats to time after a warm-up call of ``warm`` seconds: all
+    of them, or about ``3 * slow_s`` seconds' worth (at least one) when the call
+    took over ``slow_s``."""
+    if warm > slow_s:
+        return max(1, min(repeats, int(3 * slow_s / warm)))
+    return repeats
+
+
 def _no_sync() -> None:
     """Wait for nothing: CPU calls have finished when they return."""
 
@@ -132,9 +141,7 @@ def time_call(
     sync()
     start = time.perf_counter()
     fn()
-    warm = time.perf_counter() - start
-    if warm > slow_s:
-        repeats = max(1, min(repeats, int(3 * slow_s / warm)))
+    repeats = _cut_repeats(repeats, time.perf_counter() - start, slow_s)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -175,9 +182,7 @@ def time_pair(
     floor()
     start = time.perf_counter()
     fn()
-    warm = time.perf_counter() - start
-    if warm > slow_s:
-        repeats = max(1, min(repeats, int(3 * slow_s / warm)))
+    repeats = _cut_repeats(repeats, time.perf_counter() - start, slow_s)
     times, floor_times = [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -570,8 +575,8 @@ def _add_ratios(rows):
         )
 
 
-#: Minimum number of sizes to fit a scaling exponent to (two points always fit a
-#: line exactly, so they say nothing about the fit).
+#: Minimum number of sizes to fit a scaling exponent to. Two points always lie
+#: exactly on a line, so an exponent from two sizes cannot be checked.
 MIN_SCALING_SIZES = 3
 
 

@@ -46,22 +46,35 @@ def check_index_dtype(name: str, tensor: torch.Tensor) -> None:
 
 def _memory_span(t: torch.Tensor) -> tuple[int, int]:
     """Return the first and one-past-last byte addresses ``t`` can touch."""
-    start = end = t.data_ptr()
-    for size, stride in zip(t.shape, t.stride(), strict=True):
+    start = t.data_ptr()
+    size = t.element_size()
+    if t.is_contiguous():
+        return start, start + t.numel() * size
+    end = start
+    for length, stride in zip(t.shape, t.stride(), strict=True):
         if stride < 0:
-            start += (size - 1) * stride * t.element_size()
+            start += (length - 1) * stride * size
         else:
-            end += (size - 1) * stride * t.element_size()
-    return start, end + t.element_size()
+            end += (length - 1) * stride * size
+    return start, end + size
 
 
-def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Return True when the memory spans of ``a`` and ``b`` intersect."""
-    if a.device != b.device or a.numel() == 0 or b.numel() == 0:
-        return False
-    a0, a1 = _memory_span(a)
-    b0, b1 = _memory_span(b)
-    return a0 < b1 and b0 < a1
+def _check_out_separate(out: torch.Tensor, inputs) -> None:
+    """Raise ``ValueError`` when ``out`` shares memory with one of ``inputs``
+    (name, tensor pairs): the kernels read every input while writing ``out``."""
+    if out.numel() == 0:
+        return
+    out_start, out_end = _memory_span(out)
+    for name, t in inputs:
+        if t.device != out.device or t.numel() == 0:
+            continue
+        start, end = _memory_span(t)
+        if out_start < end and start < out_end:
+            hint = " (double-buffer M_t and M_{t-1})" if name == "influence" else ""
+            raise ValueError(
+                f"out overlaps {name}; the kernels read {name} while writing out, "
+                f"so pass a separate buffer{hint}"
+            )
 
 
 def check_propagate_args(
@@ -135,23 +148,14 @@ def check_propagate_args(
                 f"({tuple(influence.shape)}, {influence.dtype}); "
                 f"got ({tuple(out.shape)}, {out.dtype})"
             )
-        if _overlap(out, influence):
-            raise ValueError(
-                "out overlaps influence; the kernels read influence while writing out, "
-                "so pass a separate buffer (double-buffer M_t and M_{t-1})"
-            )
         inputs = (
+            ("influence", influence),
             ("path_values", path_values),
             ("path_index", path_index),
             ("immediate_values", immediate_values),
             ("immediate_index", immediate_index),
         )
-        for name, t in inputs:
-            if _overlap(out, t):
-                raise ValueError(
-                    f"out overlaps {name}; the kernels read {name} while writing "
-                    "out, so pass a separate buffer"
-                )
+        _check_out_separate(out, inputs)
         if out.requires_grad:
             raise ValueError(
                 "out requires grad, but it is written in place; pass a buffer "

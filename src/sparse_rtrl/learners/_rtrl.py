@@ -136,19 +136,15 @@ class SparseRTRL(_InfluenceLearner):
         # dense product. Both compute the same sum in another order.
         self.dense = backend != "reference" and k > max(8, size // 2)
         # The numba kernel adds the immediate terms while a segment is in cache
-        # only when each row's columns ascend (the LSTM's do not), so sort them
-        # once here and permute the immediate values to match at every step. The
-        # stable sort keeps repeated columns in their order.
+        # only when each row's columns ascend, and the LSTM's do not. They are
+        # sorted once here, and the immediate values are permuted to match at
+        # every step (a stable sort keeps repeated columns in their order).
         index = self.cell.immediate_index
-        order = torch.argsort(index, dim=1, stable=True)
-        if torch.equal(
-            order, torch.arange(index.shape[1], device=index.device).expand_as(order)
-        ):
-            self._immediate_order = None
-            self._immediate_index = index
-        else:
-            self._immediate_order = order
-            self._immediate_index = index.gather(1, order).contiguous()
+        self._immediate_index = index
+        self._immediate_order = None
+        if not bool((index[:, 1:] >= index[:, :-1]).all()):
+            self._immediate_order = torch.argsort(index, dim=1, stable=True)
+            self._immediate_index = index.gather(1, self._immediate_order)
 
     def _advance(self, x):
         hidden, jacobian, immediate = self.cell.step_with_jacobians(
